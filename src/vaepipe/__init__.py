@@ -1,0 +1,1 @@
+"""vaepipe: a variational autoencoder on MNIST, as an importable library for the DVC stages."""

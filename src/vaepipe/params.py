@@ -1,0 +1,195 @@
+"""params.yaml, parsed and validated once into typed dataclasses.
+
+Every stage calls `load_params()`; an error names the offending key (dotted, e.g. `train.lr`).
+Unknown keys are errors too, because `dvc exp run -S latnet_dim=32` silently adds a new key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from vaepipe.errors import ParamsError
+
+DATASETS = ("mnist", "fashion-mnist")
+ARCHS = ("mlp",)
+BINARIZE_MODES = ("dynamic", "none")
+DEVICES = ("auto", "cpu", "cuda")
+LR_SCHEDULES = ("constant", "cosine")
+EMBEDDINGS = ("pca", "tsne")
+
+
+def _require(key: str, ok: bool, rule: str) -> None:
+    if not ok:
+        raise ParamsError(key, rule)
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    arch: str
+    hidden: tuple[int, ...]
+    epochs: int
+    batch_size: int
+    lr: float
+    lr_schedule: str
+    beta: float
+    binarize: str
+    val_size: int
+    train_subset: int
+
+    def validate(self, prefix: str) -> None:
+        _require(f"{prefix}.arch", self.arch in ARCHS, f"must be one of {', '.join(ARCHS)}")
+        _require(f"{prefix}.hidden", len(self.hidden) > 0 and all(h > 0 for h in self.hidden),
+                 "must be a non-empty list of positive layer widths")
+        _require(f"{prefix}.epochs", self.epochs > 0, "must be > 0")
+        _require(f"{prefix}.batch_size", self.batch_size > 0, "must be > 0")
+        _require(f"{prefix}.lr", self.lr > 0, "must be > 0")
+        _require(f"{prefix}.lr_schedule", self.lr_schedule in LR_SCHEDULES,
+                 f"must be one of {', '.join(LR_SCHEDULES)}")
+        _require(f"{prefix}.beta", self.beta >= 0, "must be >= 0")
+        _require(f"{prefix}.binarize", self.binarize in BINARIZE_MODES,
+                 f"must be one of {', '.join(BINARIZE_MODES)}")
+        _require(f"{prefix}.val_size", self.val_size > 0, "must be > 0")
+        _require(f"{prefix}.train_subset", self.train_subset >= 0, "must be >= 0 (0 = all images)")
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    k: int
+    test_subset: int
+    n_reconstructions: int
+
+    def validate(self, prefix: str) -> None:
+        _require(f"{prefix}.k", self.k > 0, "must be > 0")
+        _require(f"{prefix}.test_subset", self.test_subset >= 0, "must be >= 0 (0 = all images)")
+        _require(f"{prefix}.n_reconstructions", self.n_reconstructions > 0, "must be > 0")
+
+
+@dataclass(frozen=True)
+class GenerateParams:
+    n_samples: int
+    n_interpolations: int
+    interpolation_steps: int
+    embedding: str
+    manifold_size: int
+
+    def validate(self, prefix: str) -> None:
+        _require(f"{prefix}.n_samples", self.n_samples > 0, "must be > 0")
+        _require(f"{prefix}.n_interpolations", self.n_interpolations > 0, "must be > 0")
+        _require(f"{prefix}.interpolation_steps", self.interpolation_steps >= 2, "must be >= 2")
+        _require(f"{prefix}.embedding", self.embedding in EMBEDDINGS,
+                 f"must be one of {', '.join(EMBEDDINGS)}")
+        _require(f"{prefix}.manifold_size", self.manifold_size >= 2, "must be >= 2")
+
+
+@dataclass(frozen=True)
+class DownstreamParams:
+    knn_neighbors: int
+    label_budgets: tuple[int, ...]
+    label_draws: int
+
+    def validate(self, prefix: str) -> None:
+        _require(f"{prefix}.knn_neighbors", self.knn_neighbors > 0, "must be > 0")
+        _require(f"{prefix}.label_budgets",
+                 len(self.label_budgets) > 0 and all(b > 0 for b in self.label_budgets),
+                 "must be a non-empty list of positive label counts")
+        _require(f"{prefix}.label_draws", self.label_draws > 0, "must be > 0")
+
+
+@dataclass(frozen=True)
+class Params:
+    dataset: str
+    seed: int
+    latent_dim: int
+    device: str
+    train: TrainParams
+    evaluate: EvaluateParams
+    generate: GenerateParams
+    downstream: DownstreamParams
+
+    def validate(self, prefix: str = "") -> None:
+        _require("dataset", self.dataset in DATASETS, f"must be one of {', '.join(DATASETS)}")
+        _require("seed", self.seed >= 0, "must be >= 0")
+        _require("latent_dim", self.latent_dim > 0, "must be > 0")
+        _require("device", self.device in DEVICES, f"must be one of {', '.join(DEVICES)}")
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if dataclasses.is_dataclass(value):
+                value.validate(field.name)
+
+
+def valid_keys(cls: type = Params, prefix: str = "") -> list[str]:
+    """Every dotted key params.yaml may hold, e.g. `train.lr`."""
+    keys = []
+    for field in dataclasses.fields(cls):
+        key = f"{prefix}{field.name}"
+        keys.append(key)
+        field_type = typing.get_type_hints(cls)[field.name]
+        if dataclasses.is_dataclass(field_type):
+            keys.extend(valid_keys(field_type, f"{key}."))
+    return keys
+
+
+def _convert(key: str, value: object, expected: object) -> object:
+    """Check one YAML value against a field's annotation; ints are accepted where floats are expected."""
+    if dataclasses.is_dataclass(expected):
+        return _build(expected, value, f"{key}.")
+    if typing.get_origin(expected) is tuple:
+        if not isinstance(value, list):
+            raise ParamsError(key, f"must be a list, got {value!r}")
+        (item_type, _) = typing.get_args(expected)
+        return tuple(_convert(f"{key}[{i}]", item, item_type) for i, item in enumerate(value))
+    # bool is a subclass of int in Python, but `epochs: true` is a typo, not 1 epoch.
+    if expected is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, expected) and not isinstance(value, bool):
+        return value
+    return _type_error(key, value, expected)
+
+
+def _type_error(key: str, value: object, expected: object) -> typing.NoReturn:
+    name = getattr(expected, "__name__", str(expected))
+    raise ParamsError(key, f"must be {'an' if name == 'int' else 'a'} {name}, got {value!r}")
+
+
+def _build(cls: type, raw: object, prefix: str) -> object:
+    if not isinstance(raw, dict):
+        raise ParamsError(prefix.rstrip(".") or "params.yaml", f"must be a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in raw:
+        if key not in names:
+            dotted = f"{prefix}{key}"
+            close = difflib.get_close_matches(dotted, valid_keys(), n=1, cutoff=0.6)
+            hint = f"; did you mean `{close[0]}`?" if close else f"; valid keys here: {', '.join(names)}"
+            raise ParamsError(dotted, f"is not a known parameter{hint}")
+    for name in names:
+        if name not in raw:
+            raise ParamsError(f"{prefix}{name}", "is missing")
+    return cls(**{name: _convert(f"{prefix}{name}", raw[name], hints[name]) for name in names})
+
+
+def parse_params(raw: object) -> Params:
+    params = _build(Params, raw, "")
+    assert isinstance(params, Params)
+    params.validate()
+    return params
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ParamsError(str(path), f"cannot be read ({exc.strerror})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ParamsError(str(path), f"is not valid YAML ({str(exc).splitlines()[0]})") from None
+    return parse_params(raw)
+

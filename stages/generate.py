@@ -1,0 +1,46 @@
+"""Stage `generate`: samples from the prior, interpolations between test digits, a 2-D latent map,
+and (when latent_dim == 2) the decoded manifold."""
+
+import torch
+
+from vaepipe.cli import run_stage
+from vaepipe.data import DATASETS, load_split
+from vaepipe.latent import decode_probs, embed_2d, encode_means, interpolate, manifold_grid
+from vaepipe.model import load_model
+from vaepipe.params import load_params
+from vaepipe.runtime import generator, make_deterministic, select_device
+from vaepipe.plots import latent_map, save_grid
+
+DATA_DIR = "data/raw"
+MODEL_PATH = "models/vae.safetensors"
+OUT_DIR = "plots/generate"
+
+
+def main() -> None:
+    params = load_params()
+    gp = params.generate
+    make_deterministic(params.seed)
+    device = select_device(params.device)
+    model = load_model(MODEL_PATH, device)
+    images, labels = load_split(DATA_DIR, "test")
+    gen = generator(torch.device("cpu"), params.seed)
+
+    z = torch.randn(gp.n_samples, params.latent_dim, generator=gen)
+    save_grid(decode_probs(model, z.to(device)), int(gp.n_samples ** 0.5), f"{OUT_DIR}/samples.png")
+
+    codes = encode_means(model, images.to(device))
+    pairs = torch.randperm(len(images), generator=gen)[: 2 * gp.n_interpolations].view(2, -1)
+    path = interpolate(codes[pairs[0]], codes[pairs[1]], gp.interpolation_steps)
+    save_grid(decode_probs(model, path.to(device)), gp.interpolation_steps, f"{OUT_DIR}/interpolations.png")
+
+    method = "identity" if params.latent_dim == 2 else gp.embedding
+    latent_map(embed_2d(codes.numpy(), gp.embedding, params.seed), labels.numpy(), DATASETS[params.dataset].classes,
+               f"Test-set posterior means ({method}, latent_dim={params.latent_dim})", f"{OUT_DIR}/latent_map.png")
+
+    if params.latent_dim == 2:
+        grid = manifold_grid(gp.manifold_size)
+        save_grid(decode_probs(model, grid.to(device)), gp.manifold_size, f"{OUT_DIR}/manifold.png")
+
+
+if __name__ == "__main__":
+    run_stage(main)

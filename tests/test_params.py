@@ -1,0 +1,111 @@
+import copy
+
+import pytest
+import yaml
+
+from vaepipe.errors import ParamsError
+from vaepipe.params import load_params, parse_params, valid_keys
+from conftest import REPO_ROOT
+
+
+@pytest.fixture
+def raw():
+    return yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+
+
+def error_for(raw) -> str:
+    with pytest.raises(ParamsError) as excinfo:
+        parse_params(raw)
+    return str(excinfo.value)
+
+
+def test_repo_params_parse():
+    params = load_params(REPO_ROOT / "params.yaml")
+    assert params.dataset == "mnist"
+    assert isinstance(params.train.hidden, tuple) and all(isinstance(h, int) for h in params.train.hidden)
+    assert isinstance(params.train.lr, float)
+
+
+def test_int_accepted_where_float_expected(raw):
+    raw["train"]["lr"] = 1
+    assert parse_params(raw).train.lr == 1.0
+
+
+def test_missing_key_is_named(raw):
+    del raw["train"]["epochs"]
+    assert error_for(raw) == "params.yaml: `train.epochs` is missing"
+
+
+def test_unknown_key_suggests_closest(raw):
+    raw["latnet_dim"] = 32
+    assert "`latnet_dim` is not a known parameter; did you mean `latent_dim`?" in error_for(raw)
+
+
+def test_unknown_nested_key_suggests_dotted_name(raw):
+    raw["train"]["epoch"] = 3
+    assert "did you mean `train.epochs`?" in error_for(raw)
+
+
+@pytest.mark.parametrize("key, value, fragment", [
+    ("latent_dim", "abc", "`latent_dim` must be an int, got 'abc'"),
+    ("latent_dim", 2.5, "`latent_dim` must be an int"),
+    ("latent_dim", True, "`latent_dim` must be an int"),
+    ("seed", None, "`seed` must be an int"),
+])
+def test_wrong_type(raw, key, value, fragment):
+    raw[key] = value
+    assert fragment in error_for(raw)
+
+
+@pytest.mark.parametrize("section, key, value, rule", [
+    (None, "latent_dim", 0, "must be > 0"),
+    (None, "dataset", "cifar", "must be one of mnist, fashion-mnist"),
+    (None, "device", "tpu", "must be one of auto, cpu, cuda"),
+    ("train", "lr", 0.0, "must be > 0"),
+    ("train", "lr", -1e-3, "must be > 0"),
+    ("train", "epochs", 0, "must be > 0"),
+    ("train", "batch_size", -5, "must be > 0"),
+    ("train", "beta", -0.1, "must be >= 0"),
+    ("train", "arch", "transformer", "must be one of mlp"),
+    ("train", "binarize", "static", "must be one of dynamic, none"),
+    ("train", "hidden", [], "non-empty list of positive"),
+    ("train", "hidden", [400, 0], "non-empty list of positive"),
+    ("evaluate", "k", 0, "must be > 0"),
+])
+def test_out_of_range(raw, section, key, value, rule):
+    (raw[section] if section else raw)[key] = value
+    dotted = f"{section}.{key}" if section else key
+    assert error_for(raw) == f"params.yaml: `{dotted}` {rule}"
+
+
+def test_list_item_type_is_checked(raw):
+    raw["train"]["hidden"] = [400, "wide"]
+    assert "`train.hidden[1]` must be an int" in error_for(raw)
+
+
+def test_section_must_be_mapping(raw):
+    raw["train"] = 5
+    assert "`train` must be a mapping" in error_for(raw)
+
+
+def test_invalid_yaml_is_one_line(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("train: [unclosed\n")
+    with pytest.raises(ParamsError) as excinfo:
+        load_params(path)
+    assert "is not valid YAML" in str(excinfo.value) and "\n" not in str(excinfo.value)
+
+
+def test_valid_keys_cover_every_yaml_key(raw):
+    def flatten(d, prefix=""):
+        for k, v in d.items():
+            yield f"{prefix}{k}"
+            if isinstance(v, dict):
+                yield from flatten(v, f"{prefix}{k}.")
+    assert set(flatten(raw)) == set(valid_keys())
+
+
+def test_parse_does_not_mutate_input(raw):
+    before = copy.deepcopy(raw)
+    parse_params(raw)
+    assert raw == before
