@@ -31,11 +31,11 @@ def main() -> None:
 
     with Live(LIVE_DIR, dvcyaml=None, save_dvc_exp=False) as live:
         def log_epoch(epoch, train_stats, val_stats):
+            live.step = epoch  # curves are indexed by epoch, 1-based
             for split, stats in (("train", train_stats), ("val", val_stats)):
                 for name, value in vars(stats).items():
                     live.log_metric(f"{split}/{name}", value)
-            live.log_metric("epoch", epoch, plot=False)
-            live.next_step()
+            live.make_summary()
 
         train(model, train_x.to(device), val_x.to(device), params.train, params.seed, log_epoch)
     save_weights(MODEL_PATH, model.state_dict(), config.to_dict())

@@ -68,8 +68,8 @@ def test_wrong_type(raw, key, value, fragment):
     ("train", "beta", -0.1, "must be >= 0"),
     ("train", "arch", "transformer", "must be one of mlp"),
     ("train", "binarize", "static", "must be one of dynamic, none"),
-    ("train", "hidden", [], "non-empty list of positive"),
-    ("train", "hidden", [400, 0], "non-empty list of positive"),
+    ("train", "hidden", [], "must be a non-empty list of positive layer widths"),
+    ("train", "hidden", [400, 0], "must be a non-empty list of positive layer widths"),
     ("evaluate", "k", 0, "must be > 0"),
 ])
 def test_out_of_range(raw, section, key, value, rule):

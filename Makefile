@@ -1,0 +1,19 @@
+# `make pipeline` and `make test` set everything up themselves (a virtualenv in .venv) and then run.
+VENV := .venv
+# Stage commands call `python`: make it the virtualenv's.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: setup pipeline test
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -r requirements.txt
+	$(VENV)/bin/pip install --no-deps -e .
+	touch $@
+
+pipeline: setup
+	dvc repro
+
+test: setup
+	pytest

@@ -1,0 +1,62 @@
+import numpy as np
+import pytest
+import torch
+
+from vaepipe.downstream import balanced_draw, fit_and_score, label_efficiency
+from vaepipe.latent import embed_2d, interpolate, manifold_grid
+
+
+def test_interpolation_starts_and_ends_at_the_endpoints():
+    a, b = torch.tensor([[0.0, 0.0], [1.0, 1.0]]), torch.tensor([[2.0, -2.0], [1.0, 3.0]])
+    path = interpolate(a, b, steps=5).view(2, 5, 2)
+    assert torch.equal(path[:, 0], a) and torch.equal(path[:, -1], b)
+    assert torch.allclose(path[0, 2], torch.tensor([1.0, -1.0]))
+
+
+def test_manifold_grid_covers_prior_quantiles_symmetrically():
+    grid = manifold_grid(4)
+    assert grid.shape == (16, 2)
+    xs = grid[:4, 0]
+    assert torch.allclose(xs, -xs.flip(0), atol=1e-6)
+    assert torch.all(xs[1:] > xs[:-1])  # left to right increasing
+    assert grid[0, 1] > grid[-1, 1]  # top row has the largest second coordinate
+
+
+def test_embed_2d_keeps_2d_codes_and_reduces_others():
+    codes = np.random.default_rng(0).normal(size=(200, 6))
+    assert embed_2d(codes[:, :2], "pca", 0) is not None and np.array_equal(embed_2d(codes[:, :2], "pca", 0), codes[:, :2])
+    assert embed_2d(codes, "pca", 0).shape == (200, 2)
+    assert embed_2d(codes[:60], "tsne", 0).shape == (60, 2)
+
+
+def test_balanced_draw_has_equal_class_counts():
+    labels = np.repeat(np.arange(10), 50)
+    idx = balanced_draw(labels, 100, np.random.default_rng(0))
+    assert len(idx) == len(set(idx)) == 100
+    assert np.bincount(labels[idx]).tolist() == [10] * 10
+    odd = balanced_draw(labels, 13, np.random.default_rng(0))
+    assert sorted(np.bincount(labels[odd], minlength=10).tolist()) == [1] * 7 + [2] * 3
+
+
+def separable(n, rng):
+    y = rng.integers(0, 3, size=n)
+    centres = np.array([[0, 0], [6, 0], [0, 6]])
+    return centres[y] + rng.normal(size=(n, 2)), y
+
+
+def test_probes_separate_separable_codes_and_fail_on_noise():
+    rng = np.random.default_rng(0)
+    (train_x, train_y), (test_x, test_y) = separable(600, rng), separable(300, rng)
+    scores = fit_and_score(train_x, train_y, test_x, test_y, knn_neighbors=5, seed=0)
+    assert set(scores) == {"logreg", "knn"}
+    assert all(acc > 0.97 for acc, _ in scores.values())
+    noise = fit_and_score(rng.normal(size=(600, 2)), train_y, rng.normal(size=(300, 2)), test_y, 5, 0)
+    assert all(acc < 0.5 for acc, _ in noise.values())
+
+
+def test_label_efficiency_is_seeded():
+    rng = np.random.default_rng(1)
+    (train_x, train_y), (test_x, test_y) = separable(600, rng), separable(300, rng)
+    a = label_efficiency(train_x, train_y, test_x, test_y, budget=9, draws=3, knn_neighbors=5, seed=7)
+    b = label_efficiency(train_x, train_y, test_x, test_y, budget=9, draws=3, knn_neighbors=5, seed=7)
+    assert a == b and 0.5 < a["logreg"] <= 1.0

@@ -1,0 +1,84 @@
+import pytest
+import torch
+
+from vaepipe.artifacts import save_weights
+from vaepipe.errors import ArtifactError, PipelineError
+from vaepipe.model import VAE, VAEConfig, load_model
+from vaepipe.runtime import select_device
+
+
+def canonical() -> VAE:
+    return VAE(VAEConfig(arch="mlp", latent_dim=20, hidden=(400,)))
+
+
+def test_canonical_recipe_is_expressible_by_params():
+    """784-400-20-400-784, as in pytorch/examples vae/main.py: 652,824 parameters."""
+    model = canonical()
+    assert sum(p.numel() for p in model.parameters()) == 652_824
+    shapes = [tuple(m.weight.shape) for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert shapes == [(400, 784), (40, 400), (400, 20), (784, 400)]
+
+
+def test_forward_shapes_and_deeper_arch():
+    model = VAE(VAEConfig(arch="mlp", latent_dim=8, hidden=(256, 128)))
+    x = torch.rand(5, 784)
+    logits, mu, logvar = model(x, torch.randn(5, 8))
+    assert logits.shape == (5, 784) and mu.shape == logvar.shape == (5, 8)
+
+
+def test_reparameterization_uses_the_given_noise():
+    mu, logvar = torch.tensor([[1.0, -2.0]]), torch.log(torch.tensor([[4.0, 0.25]]))
+    z = VAE.reparameterize(mu, logvar, torch.tensor([[1.0, 2.0]]))
+    assert z.tolist() == [[3.0, -1.0]]
+
+
+def test_auto_device_and_missing_cuda():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert select_device("auto").type == expected
+    assert select_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(PipelineError, match="`device` is cuda but no CUDA GPU is available"):
+            select_device("cuda")
+
+
+def test_weights_round_trip(tmp_path):
+    model = canonical()
+    path = tmp_path / "vae.safetensors"
+    save_weights(path, model.state_dict(), model.config.to_dict())
+    loaded = load_model(str(path), torch.device("cpu"))
+    assert loaded.config == model.config
+    for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+def test_truncated_weights_are_refused(tmp_path):
+    model = canonical()
+    path = tmp_path / "vae.safetensors"
+    save_weights(path, model.state_dict(), model.config.to_dict())
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(ArtifactError, match="not a readable vaepipe model file"):
+        load_model(str(path), torch.device("cpu"))
+
+
+def test_weights_of_another_architecture_are_refused(tmp_path):
+    model = canonical()
+    path = tmp_path / "vae.safetensors"
+    wrong = dict(model.config.to_dict(), hidden=[300])
+    save_weights(path, model.state_dict(), wrong)
+    with pytest.raises(ArtifactError, match="weights do not fit the model"):
+        load_model(str(path), torch.device("cpu"))
+
+
+def test_pickle_is_never_unpickled(tmp_path):
+    path = tmp_path / "vae.safetensors"
+    marker = tmp_path / "executed"
+    import pickle
+
+    class Exploit:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    path.write_bytes(pickle.dumps(Exploit()))
+    with pytest.raises(ArtifactError):
+        load_model(str(path), torch.device("cpu"))
+    assert not marker.exists()

@@ -1,0 +1,117 @@
+import math
+
+import pytest
+import torch
+
+from vaepipe.evaluation import active_units, likelihood_bounds
+from vaepipe.model import VAE, VAEConfig
+from vaepipe.objectives import bernoulli_nll, gaussian_kl, log_normal, nats_to_bits_per_dim, neg_elbo
+
+
+def test_kl_is_zero_at_prior_and_positive_elsewhere():
+    gen = torch.Generator().manual_seed(0)
+    mu, logvar = torch.randn(500, 8, generator=gen), torch.randn(500, 8, generator=gen)
+    assert (gaussian_kl(mu, logvar) > 0).all()
+    assert gaussian_kl(torch.zeros(3, 8), torch.zeros(3, 8)).abs().max() < 1e-6
+
+
+def test_kl_closed_form_matches_monte_carlo():
+    gen = torch.Generator().manual_seed(0)
+    mu, logvar = torch.tensor([[0.5, -1.0, 2.0]]), torch.tensor([[0.2, -0.7, 0.0]])
+    z = mu + torch.randn(400_000, 3, generator=gen) * torch.exp(0.5 * logvar)
+    zeros = torch.zeros_like(mu)
+    monte_carlo = (log_normal(z, mu, logvar) - log_normal(z, zeros, zeros)).mean()
+    assert monte_carlo.item() == pytest.approx(gaussian_kl(mu, logvar).item(), rel=0.01)
+
+
+def test_bernoulli_nll_matches_explicit_formula():
+    logits = torch.tensor([[2.0, -1.0, 0.0]])
+    x = torch.tensor([[1.0, 0.0, 1.0]])
+    p = torch.sigmoid(logits)
+    expected = -(x * p.log() + (1 - x) * (1 - p).log()).sum()
+    assert bernoulli_nll(logits, x).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_neg_elbo_weights_kl_by_beta():
+    gen = torch.Generator().manual_seed(0)
+    logits, x = torch.randn(4, 10, generator=gen), torch.rand(4, 10, generator=gen).round()
+    mu, logvar = torch.randn(4, 3, generator=gen), torch.randn(4, 3, generator=gen)
+    loss1, recon, kl = neg_elbo(logits, x, mu, logvar, beta=1.0)
+    loss4, _, _ = neg_elbo(logits, x, mu, logvar, beta=4.0)
+    assert loss1.item() == pytest.approx((recon + kl).item())
+    assert loss4.item() == pytest.approx((recon + 4 * kl).item())
+
+
+def test_bits_per_dim():
+    assert nats_to_bits_per_dim(784 * math.log(2), 784) == pytest.approx(1.0)
+
+
+def tiny_model(latent_dim: int, pixels: int = 16, seed: int = 0) -> VAE:
+    """An untrained model whose decoder is sharp in z, so that q(z|x) is far from the true posterior."""
+    torch.manual_seed(seed)
+    model = VAE(VAEConfig(arch="mlp", latent_dim=latent_dim, hidden=(8,), input_dim=pixels))
+    with torch.no_grad():
+        for p in model.decoder.parameters():
+            p.mul_(3.0)
+    return model
+
+
+def binary_images(n: int, pixels: int = 16) -> torch.Tensor:
+    return torch.rand(n, pixels, generator=torch.Generator().manual_seed(1)).round()
+
+
+def exact_nll_1d(model: VAE, x: torch.Tensor) -> torch.Tensor:
+    """-log p(x) by numerical integration over a fine grid, possible when z is 1-D."""
+    z = torch.linspace(-10, 10, 40001).unsqueeze(1)
+    dz = (z[1] - z[0]).item()
+    with torch.no_grad():
+        logits = model.decode(z)
+    log_pz = -0.5 * (math.log(2 * math.pi) + z.squeeze(1) ** 2)
+    shape = (len(x), len(z), x.shape[1])
+    log_joint = -bernoulli_nll(logits.expand(shape), x.unsqueeze(1).expand(shape)) + log_pz
+    return -(torch.logsumexp(log_joint, dim=1) + math.log(dz))
+
+
+def test_importance_sampling_converges_to_exact_likelihood_and_beats_elbo():
+    model, x = tiny_model(latent_dim=1), binary_images(6)
+    exact = exact_nll_1d(model, x)
+    gen = torch.Generator().manual_seed(2)
+    bounds = likelihood_bounds(model, x, k=5000, gen=gen)
+    # The ELBO is a looser bound than the k-sample estimate, which is close to the truth.
+    assert (bounds.neg_elbo >= bounds.nll).all()
+    assert (bounds.neg_elbo - exact > 1.0).all()
+    assert torch.allclose(bounds.nll, exact, atol=0.1)
+
+
+def test_importance_bound_tightens_with_k():
+    model, x = tiny_model(latent_dim=4), binary_images(200)
+    nll = [likelihood_bounds(model, x, k=k, gen=torch.Generator().manual_seed(3)).nll.mean().item()
+           for k in (1, 10, 100)]
+    assert nll[0] > nll[1] > nll[2]
+
+
+def test_single_sample_bound_equals_monte_carlo_elbo():
+    """With k = 1 the estimator is log p(x|z) + log p(z) - log q(z|x) for one z: the MC ELBO."""
+    model, x = tiny_model(latent_dim=3), binary_images(50)
+    gen = torch.Generator().manual_seed(4)
+    bounds = likelihood_bounds(model, x, k=1, gen=gen)
+    mu, logvar = model.encode(x)
+    eps = torch.randn(1, *mu.shape, generator=torch.Generator().manual_seed(4))[0]
+    z = mu + eps * torch.exp(0.5 * logvar)
+    zeros = torch.zeros_like(z)
+    expected = bernoulli_nll(model.decode(z), x) - log_normal(z, zeros, zeros) + log_normal(z, mu, logvar)
+    assert torch.allclose(bounds.nll, expected.detach(), atol=1e-4)
+
+
+def test_chunking_bounds_memory_but_not_the_estimate():
+    model, x = tiny_model(latent_dim=1), binary_images(6)
+    # Room for 7 images' logits at a time: one image and a few samples per chunk, many running logsumexps.
+    chunked = likelihood_bounds(model, x, k=5000, gen=torch.Generator().manual_seed(6), max_logits=16 * 7)
+    assert torch.allclose(chunked.nll, exact_nll_1d(model, x), atol=0.1)
+
+
+def test_active_units_counts_dimensions_that_vary():
+    mu = torch.zeros(1000, 5)
+    mu[:, 1] = torch.linspace(-1, 1, 1000)
+    mu[:, 3] = torch.linspace(0, 0.01, 1000)  # variance ~1e-5: inactive
+    assert active_units(mu) == 1

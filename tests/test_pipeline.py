@@ -1,0 +1,105 @@
+"""End to end: the real DVC pipeline on real MNIST, in a fresh git repository, with tiny params."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO_ROOT
+
+TINY = {
+    "train.epochs": 2,
+    "train.train_subset": 5000,
+    "train.val_size": 1000,
+    "evaluate.k": 50,
+    "evaluate.test_subset": 1000,
+    "downstream.label_draws": 1,
+    "latent_dim": 2,  # also exercises the manifold figure
+}
+
+
+def run(args, cwd, env):
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory, mnist_mirror):
+    """A copy of this checkout's tracked and unignored files, committed in a new git repository."""
+    root = tmp_path_factory.mktemp("clone") / "repo"
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+                           cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout.split("\0")
+    for name in filter(None, files):
+        if (REPO_ROOT / name).is_file():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO_ROOT / name, root / name)
+    env = dict(os.environ, VAE_DATA_MIRROR=str(mnist_mirror), PYTHONPATH=str(root / "src"),
+               GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@example.invalid",
+               GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@example.invalid")
+    run(["git", "init", "-q"], root, env)
+    run(["git", "add", "-A"], root, env)
+    run(["git", "commit", "-qm", "copy"], root, env)
+    args = ["dvc", "exp", "run", "--name", "tiny"] + [a for k, v in TINY.items() for a in ("-S", f"{k}={v}")]
+    run(args, root, env)
+    return root, env
+
+
+def test_metrics_are_complete_and_sane(repo):
+    root, _ = repo
+    evaluate = json.loads((root / "metrics/evaluate.json").read_text())
+    assert {"test_neg_elbo", "test_recon", "test_kl", "test_nll", "test_bpd", "active_units", "k",
+            "n_test"} <= set(evaluate)
+    assert evaluate["k"] == 50 and evaluate["n_test"] == 1000
+    assert 60 < evaluate["test_nll"] <= evaluate["test_neg_elbo"] < 300
+    assert evaluate["test_neg_elbo"] == pytest.approx(evaluate["test_recon"] + evaluate["test_kl"], rel=1e-5)
+    assert 0 < evaluate["test_bpd"] < 1 and 1 <= evaluate["active_units"] <= 2
+
+    downstream = json.loads((root / "metrics/downstream.json").read_text())
+    for key in ("accuracy", "logreg_accuracy", "knn_accuracy", "accuracy_100_labels", "accuracy_1000_labels"):
+        assert 0.2 < downstream[key] <= 1.0, key  # chance is 0.1
+    assert downstream["accuracy"] == max(downstream["logreg_accuracy"], downstream["knn_accuracy"])
+
+    train = json.loads((root / "metrics/train/metrics.json").read_text())
+    assert train["step"] == 2 and train["val"]["neg_elbo"] > 0
+    curve = (root / "metrics/train/plots/metrics/val/neg_elbo.tsv").read_text().splitlines()
+    assert [line.split("\t")[0] for line in curve] == ["step", "1", "2"]  # one row per epoch
+
+
+def test_figures_exist(repo):
+    root, _ = repo
+    for name in ("plots/evaluate/reconstructions.png", "plots/generate/samples.png",
+                 "plots/generate/interpolations.png", "plots/generate/latent_map.png",
+                 "plots/generate/manifold.png"):
+        assert (root / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    confusion = (root / "plots/downstream/confusion.csv").read_text().splitlines()
+    assert confusion[0] == "actual,predicted" and len(confusion) == 10001  # the whole test set
+
+
+def test_second_repro_is_up_to_date(repo):
+    root, env = repo
+    assert "up to date" in run(["dvc", "status"], root, env)
+    assert "Data and pipelines are up to date" in run(["dvc", "repro"], root, env)
+
+
+def test_metrics_diff_and_exp_show(repo):
+    root, env = repo
+    diff = run(["dvc", "metrics", "diff", "--json"], root, env)
+    changed = json.loads(diff)["metrics/evaluate.json"]
+    assert changed["k"]["new"] == 50
+    assert "tiny" in run(["dvc", "exp", "show", "--no-pager", "--csv"], root, env)
+
+
+def test_plots_show_writes_html(repo):
+    root, env = repo
+    run(["dvc", "plots", "show", "--out", "plots_html"], root, env)
+    html = (root / "plots_html/index.html").read_text()
+    for fragment in ("Negative ELBO per image", "Confusion matrix", "reconstructions.png", "samples.png",
+                     "interpolations.png", "latent_map.png", "manifold.png"):
+        assert fragment in html, fragment
+    assert list(Path(root / "plots_html").rglob("*.png"))
