@@ -157,7 +157,8 @@ def download(dataset: str, out_dir: str | Path, mirror: str | None = None, timeo
 
 def _read_idx(path: Path, magic: int, reader) -> torch.Tensor:
     try:
-        header = path.open("rb").read(4)
+        with path.open("rb") as f:
+            header = f.read(4)
     except FileNotFoundError:
         raise DataError(f"{path}: file is missing; run `dvc repro download` first") from None
     if int.from_bytes(header, "big") != magic:

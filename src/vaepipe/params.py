@@ -112,7 +112,7 @@ class Params:
     generate: GenerateParams
     downstream: DownstreamParams
 
-    def validate(self, prefix: str = "") -> None:
+    def validate(self) -> None:
         _require("dataset", self.dataset in DATASETS, f"must be one of {', '.join(DATASETS)}")
         _require("seed", self.seed >= 0, "must be >= 0")
         _require("latent_dim", self.latent_dim > 0, "must be > 0")
