@@ -47,7 +47,8 @@ def write_json(target: str | Path, obj: object) -> None:
 
 def save_weights(target: str | Path, state_dict: dict[str, torch.Tensor], config: dict) -> None:
     """Weights as safetensors, with the config needed to rebuild the model in the file's metadata."""
-    tensors = {name: t.detach().to("cpu").contiguous() for name, t in state_dict.items()}
+    # clone(): parameters may be views into one training buffer, and safetensors refuses shared storage.
+    tensors = {name: t.detach().to("cpu").clone() for name, t in state_dict.items()}
     with atomic_path(target) as tmp:
         save_file(tensors, str(tmp), metadata={"config": json.dumps(config, sort_keys=True)})
 
