@@ -33,7 +33,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "src"))
 sys.path.insert(0, str(REPO_ROOT / "bench"))
 
-from vaepipe.data import load_split  # noqa: E402
+from vaepipe.data import binarize, load_split  # noqa: E402
 from vaepipe.errors import PipelineError  # noqa: E402
 from vaepipe.evaluation import TEST_BINARIZATION_SEED, likelihood_bounds  # noqa: E402
 from vaepipe.model import VAE, VAEConfig  # noqa: E402
@@ -119,8 +119,7 @@ def measure_eval(data_dir: Path, device: torch.device, n_images: int, k: int) ->
     """The importance-sampled NLL of the evaluate stage, on an untrained canonical-size model."""
     make_deterministic(SEED)
     images, _ = load_split(data_dir, "test")
-    x = torch.bernoulli(images[:n_images], generator=generator(torch.device("cpu"), TEST_BINARIZATION_SEED))
-    x = x.to(device)
+    x = binarize(images[:n_images], "dynamic", generator(torch.device("cpu"), TEST_BINARIZATION_SEED)).to(device)
     model = VAE(CANONICAL).to(device)
     likelihood_bounds(model, x[:8], k=64, gen=generator(device, SEED))  # compile the fused kernel first
     start = time.perf_counter()
