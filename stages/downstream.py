@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from vaepipe.artifacts import atomic_path, write_json
+from vaepipe.artifacts import all_or_nothing, atomic_path, write_json
 from vaepipe.cli import run_stage
 from vaepipe.data import load_split
 from vaepipe.downstream import fit_and_score, label_efficiency
@@ -36,10 +36,10 @@ def main() -> None:
                                dp.knn_neighbors, params.seed)
         metrics[f"accuracy_{budget}_labels"] = max(few.values())
         metrics.update({f"{name}_accuracy_{budget}_labels": acc for name, acc in few.items()})
-    write_json(METRICS_PATH, metrics)
-
-    with atomic_path(PREDICTIONS_PATH) as tmp:
-        pd.DataFrame({"actual": test_y, "predicted": full[best][1]}).to_csv(tmp, index=False)
+    with all_or_nothing():
+        write_json(METRICS_PATH, metrics)
+        with atomic_path(PREDICTIONS_PATH) as tmp:
+            pd.DataFrame({"actual": test_y, "predicted": full[best][1]}).to_csv(tmp, index=False)
     print(f"accuracy on test codes: {full[best][0]:.4f} ({best}); "
           + ", ".join(f"{b} labels: {metrics[f'accuracy_{b}_labels']:.4f}" for b in dp.label_budgets))
 

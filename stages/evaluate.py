@@ -2,7 +2,7 @@
 
 import torch
 
-from vaepipe.artifacts import write_json
+from vaepipe.artifacts import all_or_nothing, write_json
 from vaepipe.cli import run_stage
 from vaepipe.data import binarize, IMAGE_PIXELS, load_split
 from vaepipe.evaluation import TEST_BINARIZATION_SEED, active_units, likelihood_bounds
@@ -31,21 +31,21 @@ def main() -> None:
 
     bounds = likelihood_bounds(model, x, params.evaluate.k, generator(device, params.seed))
     test_nll = bounds.nll.mean().item()
-    write_json(METRICS_PATH, {
-        "test_neg_elbo": bounds.neg_elbo.mean().item(),
-        "test_recon": bounds.recon.mean().item(),
-        "test_kl": bounds.kl.mean().item(),
-        "test_nll": test_nll,
-        "test_bpd": nats_to_bits_per_dim(test_nll, IMAGE_PIXELS),
-        "active_units": active_units(encode_means(model, x)),
-        "k": params.evaluate.k,
-        "n_test": len(x),
-    })
-
     # Inputs in the top row, their reconstructions (decoded posterior means) below.
     originals = x[: params.evaluate.n_reconstructions]
     reconstructions = decode_probs(model, encode_means(model, originals).to(device))
-    save_grid(torch.cat([originals, reconstructions]), len(originals), RECONSTRUCTIONS_PATH)
+    with all_or_nothing():
+        write_json(METRICS_PATH, {
+            "test_neg_elbo": bounds.neg_elbo.mean().item(),
+            "test_recon": bounds.recon.mean().item(),
+            "test_kl": bounds.kl.mean().item(),
+            "test_nll": test_nll,
+            "test_bpd": nats_to_bits_per_dim(test_nll, IMAGE_PIXELS),
+            "active_units": active_units(encode_means(model, x)),
+            "k": params.evaluate.k,
+            "n_test": len(x),
+        })
+        save_grid(torch.cat([originals, reconstructions]), len(originals), RECONSTRUCTIONS_PATH)
     print(f"test -ELBO {bounds.neg_elbo.mean():.2f}, NLL (k={params.evaluate.k}) {test_nll:.2f} nats")
 
 

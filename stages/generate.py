@@ -3,8 +3,10 @@ and (when latent_dim == 2) the decoded manifold."""
 
 import torch
 
+from vaepipe.artifacts import all_or_nothing
 from vaepipe.cli import run_stage
 from vaepipe.data import DATASETS, load_split
+from vaepipe.errors import ArtifactError
 from vaepipe.latent import decode_probs, embed_2d, encode_means, interpolate, manifold_grid
 from vaepipe.model import load_model
 from vaepipe.params import load_params
@@ -22,24 +24,29 @@ def main() -> None:
     make_deterministic(params.seed)
     device = select_device(params.device)
     model = load_model(MODEL_PATH, device)
+    if model.config.latent_dim != params.latent_dim:
+        raise ArtifactError(f"{MODEL_PATH} has latent_dim {model.config.latent_dim} but params.yaml has "
+                            f"{params.latent_dim}; re-train it with `dvc repro train`")
     images, labels = load_split(DATA_DIR, "test")
     gen = generator(torch.device("cpu"), params.seed)
 
-    z = torch.randn(gp.n_samples, params.latent_dim, generator=gen)
-    save_grid(decode_probs(model, z.to(device)), int(gp.n_samples ** 0.5), f"{OUT_DIR}/samples.png")
+    with all_or_nothing():
+        z = torch.randn(gp.n_samples, params.latent_dim, generator=gen)
+        save_grid(decode_probs(model, z.to(device)), int(gp.n_samples ** 0.5), f"{OUT_DIR}/samples.png")
 
-    codes = encode_means(model, images.to(device))
-    pairs = torch.randperm(len(images), generator=gen)[: 2 * gp.n_interpolations].view(2, -1)
-    path = interpolate(codes[pairs[0]], codes[pairs[1]], gp.interpolation_steps)
-    save_grid(decode_probs(model, path.to(device)), gp.interpolation_steps, f"{OUT_DIR}/interpolations.png")
+        codes = encode_means(model, images.to(device))
+        pairs = torch.randperm(len(images), generator=gen)[: 2 * gp.n_interpolations].view(2, -1)
+        path = interpolate(codes[pairs[0]], codes[pairs[1]], gp.interpolation_steps)
+        save_grid(decode_probs(model, path.to(device)), gp.interpolation_steps, f"{OUT_DIR}/interpolations.png")
 
-    method = "identity" if params.latent_dim == 2 else gp.embedding
-    latent_map(embed_2d(codes.numpy(), gp.embedding, params.seed), labels.numpy(), DATASETS[params.dataset].classes,
-               f"Test-set posterior means ({method}, latent_dim={params.latent_dim})", f"{OUT_DIR}/latent_map.png")
+        method = "identity" if params.latent_dim == 2 else gp.embedding
+        latent_map(embed_2d(codes.numpy(), gp.embedding, params.seed), labels.numpy(),
+                   DATASETS[params.dataset].classes,
+                   f"Test-set posterior means ({method}, latent_dim={params.latent_dim})", f"{OUT_DIR}/latent_map.png")
 
-    if params.latent_dim == 2:
-        grid = manifold_grid(gp.manifold_size)
-        save_grid(decode_probs(model, grid.to(device)), gp.manifold_size, f"{OUT_DIR}/manifold.png")
+        if params.latent_dim == 2:
+            grid = manifold_grid(gp.manifold_size)
+            save_grid(decode_probs(model, grid.to(device)), gp.manifold_size, f"{OUT_DIR}/manifold.png")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,18 @@
-"""Stage `train`: fit the VAE on the training split, log curves with dvclive, save the weights."""
+"""Stage `train`: fit the VAE on the training split, log curves with dvclive, save the weights.
+
+Resumable: the state after every epoch goes to a checkpoint outside the stage's outputs (DVC deletes
+outputs before re-running a stage), and a re-run after a crash continues from the last whole epoch,
+ending with the same bytes as an uninterrupted run. The curves are written next to the checkpoint
+and moved onto metrics/train only when training has finished, so a failed run leaves the old ones.
+"""
+
+import dataclasses
 
 import torch
 from dvclive import Live
 
-from vaepipe.artifacts import save_weights
+from vaepipe.artifacts import replace_dir, save_weights
+from vaepipe.checkpoint import Checkpoint, fingerprint
 from vaepipe.cli import run_stage
 from vaepipe.data import binarize, load_split
 from vaepipe.model import VAE, VAEConfig
@@ -14,6 +23,8 @@ from vaepipe.training import split_train_val, train
 DATA_DIR = "data/raw"
 LIVE_DIR = "metrics/train"
 MODEL_PATH = "models/vae.safetensors"
+CHECKPOINT_PATH = "checkpoints/train/state.safetensors"
+LIVE_DIR_IN_PROGRESS = "checkpoints/train/live"
 # The validation targets are binarised once, so every epoch is scored on the same bits.
 VAL_BINARIZATION_SEED = 0
 
@@ -28,8 +39,11 @@ def main() -> None:
     config = VAEConfig(arch=params.train.arch, latent_dim=params.latent_dim, hidden=params.train.hidden)
     model = VAE(config).to(device)
     print(f"training {config} on {len(train_x)} images ({device}), validating on {len(val_x)}")
+    settings = {"dataset": params.dataset, "seed": params.seed, "latent_dim": params.latent_dim,
+                "device": str(device), "train": dataclasses.asdict(params.train)}
+    checkpoint = Checkpoint(CHECKPOINT_PATH, fingerprint(settings))
 
-    with Live(LIVE_DIR, dvcyaml=None, save_dvc_exp=False) as live:
+    with Live(LIVE_DIR_IN_PROGRESS, dvcyaml=None, save_dvc_exp=False) as live:
         def log_epoch(epoch, train_stats, val_stats):
             live.step = epoch  # curves are indexed by epoch, 1-based
             for split, stats in (("train", train_stats), ("val", val_stats)):
@@ -37,8 +51,10 @@ def main() -> None:
                     live.log_metric(f"{split}/{name}", value)
             live.make_summary()
 
-        train(model, train_x.to(device), val_x.to(device), params.train, params.seed, log_epoch)
+        train(model, train_x.to(device), val_x.to(device), params.train, params.seed, log_epoch, checkpoint)
     save_weights(MODEL_PATH, model.state_dict(), config.to_dict())
+    replace_dir(LIVE_DIR_IN_PROGRESS, LIVE_DIR)
+    checkpoint.remove()
 
 
 if __name__ == "__main__":

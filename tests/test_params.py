@@ -66,6 +66,8 @@ def test_wrong_type(raw, key, value, fragment):
     ("train", "epochs", 0, "must be > 0"),
     ("train", "batch_size", -5, "must be > 0"),
     ("train", "beta", -0.1, "must be >= 0"),
+    ("train", "kl_warmup", 1.5, "must be between 0 and 1"),
+    ("train", "kl_warmup", -0.1, "must be between 0 and 1"),
     ("train", "arch", "transformer", "must be one of mlp"),
     ("train", "binarize", "static", "must be one of dynamic, none"),
     ("train", "hidden", [], "must be a non-empty list of positive layer widths"),

@@ -29,9 +29,9 @@ def run(args, cwd, env):
     return result.stdout
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory, mnist_mirror):
-    """A copy of this checkout's tracked and unignored files, committed in a new git repository."""
+def tiny_experiment(tmp_path_factory, mnist_mirror):
+    """A copy of this checkout's tracked and unignored files, committed in a new git repository (so
+    with an empty DVC cache), after `dvc exp run` of the tiny params."""
     root = tmp_path_factory.mktemp("clone") / "repo"
     files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
                            cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout.split("\0")
@@ -48,6 +48,17 @@ def repo(tmp_path_factory, mnist_mirror):
     args = ["dvc", "exp", "run", "--name", "tiny"] + [a for k, v in TINY.items() for a in ("-S", f"{k}={v}")]
     run(args, root, env)
     return root, env
+
+
+def results(root: Path) -> dict[str, bytes]:
+    """Every file the pipeline writes, and dvc.lock with their hashes."""
+    files = [root / "dvc.lock"] + [f for d in ("models", "metrics", "plots") for f in (root / d).rglob("*")]
+    return {str(f.relative_to(root)): f.read_bytes() for f in sorted(files) if f.is_file()}
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory, mnist_mirror):
+    return tiny_experiment(tmp_path_factory, mnist_mirror)
 
 
 def test_metrics_are_complete_and_sane(repo):
@@ -79,6 +90,14 @@ def test_figures_exist(repo):
         assert (root / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     confusion = (root / "plots/downstream/confusion.csv").read_text().splitlines()
     assert confusion[0] == "actual,predicted" and len(confusion) == 10001  # the whole test set
+
+
+def test_two_runs_from_empty_caches_give_the_same_bytes(repo, tmp_path_factory, mnist_mirror):
+    first = results(repo[0])
+    assert any(name.endswith(".png") for name in first) and "models/vae.safetensors" in first
+    second = results(tiny_experiment(tmp_path_factory, mnist_mirror)[0])
+    assert second.keys() == first.keys()
+    assert [name for name in first if first[name] != second[name]] == []
 
 
 def test_second_repro_is_up_to_date(repo):

@@ -7,12 +7,12 @@ from vaepipe.data import binarize, load_split
 from vaepipe.model import VAE, VAEConfig
 from vaepipe.params import load_params
 from vaepipe.runtime import generator, make_deterministic
-from vaepipe.training import TrainingError, split_train_val, train
+from vaepipe.training import Trainer, TrainingError, split_train_val, train
 from conftest import REPO_ROOT
 
 
 def small_run(train_x, val_x, **overrides):
-    settings = {"epochs": 2, "lr_schedule": "constant", **overrides}
+    settings = {"epochs": 2, "lr_schedule": "constant", "kl_warmup": 0.0, **overrides}
     params = dataclasses.replace(load_params(REPO_ROOT / "params.yaml").train, **settings)
     make_deterministic(0)
     model = VAE(VAEConfig(arch="mlp", latent_dim=8, hidden=(64,)))
@@ -49,8 +49,8 @@ def test_training_lowers_the_loss_on_real_mnist(mnist_small):
 
 
 def test_training_is_deterministic(mnist_small):
-    a, _ = small_run(*mnist_small, lr_schedule="cosine")
-    b, _ = small_run(*mnist_small, lr_schedule="cosine")
+    a, _ = small_run(*mnist_small, lr_schedule="cosine", kl_warmup=0.5)
+    b, _ = small_run(*mnist_small, lr_schedule="cosine", kl_warmup=0.5)
     for (name, ta), (_, tb) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.equal(ta, tb), name
 
@@ -59,3 +59,15 @@ def test_divergence_stops_with_the_epoch_named(mnist_small):
     with pytest.raises(TrainingError, match=r"training diverged: the loss became (nan|inf) in epoch 1, "
                                             r"step \d+ of 24; lower `train.lr` \(now 1e\+12\)"):
         small_run(*mnist_small, lr=1e12)
+
+
+def test_kl_weight_ramps_linearly_over_the_warmup_then_stays(mnist_small):
+    train_x, _ = mnist_small
+    params = dataclasses.replace(load_params(REPO_ROOT / "params.yaml").train, beta=2.0, epochs=4, kl_warmup=0.5)
+    trainer = Trainer(VAE(VAEConfig(arch="mlp", latent_dim=4, hidden=(16,))), train_x, params, seed=0)
+    warmup = 2 * trainer.steps_per_epoch
+    betas = [trainer.beta_at(step) for step in range(warmup + 3)]
+    assert betas[0] == pytest.approx(2.0 / warmup) and betas[warmup - 1] == 2.0 == betas[-1]
+    assert all(later > earlier for earlier, later in zip(betas[:warmup], betas[1:warmup]))
+    no_warmup = Trainer(trainer.model, train_x, dataclasses.replace(params, kl_warmup=0.0), seed=0)
+    assert no_warmup.beta_at(0) == 2.0

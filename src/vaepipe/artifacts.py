@@ -1,7 +1,8 @@
 """Atomic writes and safe loading of every file the stages produce.
 
 A stage that dies half-way must leave the previous good file, never a truncated one: each
-writer writes a temporary file in the same directory and renames it over the target.
+writer writes a temporary file in the same directory and renames it over the target. A stage with
+several outputs writes them inside `all_or_nothing()`, so failing on one leaves all as they were.
 """
 
 from __future__ import annotations
@@ -9,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
+from contextvars import ContextVar
 from pathlib import Path
 
 import torch
@@ -20,20 +23,67 @@ from safetensors.torch import load_file, save_file
 from vaepipe.errors import ArtifactError
 
 
+# (temporary file, target) pairs whose renames wait for the end of the innermost all_or_nothing() block.
+_pending: ContextVar[list[tuple[Path, Path]] | None] = ContextVar("pending_renames", default=None)
+
+
+def _cannot_write(target: Path, exc: OSError) -> ArtifactError:
+    return ArtifactError(f"cannot write {target}: {exc.strerror or exc}")
+
+
+def _temporary_beside(target: Path) -> Path:
+    if target.is_dir():
+        raise ArtifactError(f"cannot write {target}: it is a directory")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except FileExistsError:  # mkdir found a file where the directory should be
+        raise ArtifactError(f"cannot write {target}: {target.parent} is not a directory") from None
+    except OSError as exc:
+        raise _cannot_write(target, exc) from None
+    os.close(fd)
+    return Path(tmp)
+
+
+@contextlib.contextmanager
+def all_or_nothing() -> Iterator[None]:
+    """Hold back the renames of every atomic_path inside the block until the whole block has succeeded."""
+    if _pending.get() is not None:  # nested: the outer block decides
+        yield
+        return
+    pending: list[tuple[Path, Path]] = []
+    token = _pending.set(pending)
+    try:
+        yield
+        for tmp, target in pending:
+            try:
+                os.replace(tmp, target)
+            except OSError as exc:
+                raise _cannot_write(target, exc) from None
+    finally:
+        _pending.reset(token)
+        for tmp, _ in pending:
+            tmp.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary path next to `target`; rename it onto `target` only if the block succeeds."""
+    """Yield a temporary path next to `target`; rename it onto `target` only if the block succeeds.
+
+    Failing to write becomes a one-line ArtifactError naming the target and the reason.
+    """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.chmod(tmp_path, 0o644)
-        os.replace(tmp_path, target)
-    finally:
-        tmp_path.unlink(missing_ok=True)
+    with all_or_nothing():
+        tmp = _temporary_beside(target)
+        try:
+            yield tmp
+            os.chmod(tmp, 0o644)
+        except BaseException as exc:
+            tmp.unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise _cannot_write(target, exc) from None
+            raise
+        _pending.get().append((tmp, target))
 
 
 def write_bytes(target: str | Path, data: bytes) -> None:
@@ -63,6 +113,24 @@ def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
             metadata = f.metadata() or {}
         state_dict = load_file(str(path))
         config = json.loads(metadata["config"])
-    except (SafetensorError, OSError, KeyError, ValueError) as exc:
+    except KeyError:
+        raise ArtifactError(f"{path}: no vaepipe model config in its metadata (not written by the train stage); "
+                            "run `dvc repro train`") from None
+    except (SafetensorError, OSError, ValueError) as exc:
         raise ArtifactError(f"{path}: not a readable vaepipe model file ({exc})") from None
     return state_dict, config
+
+
+def replace_dir(source: str | Path, target: str | Path) -> None:
+    """Move the finished directory `source` onto `target`: a crash leaves `target` old or new, never mixed."""
+    source, target = Path(source), Path(target)
+    old = target.with_name(f".{target.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            os.replace(target, old)
+        os.replace(source, target)
+    except OSError as exc:
+        raise _cannot_write(target, exc) from None
+    shutil.rmtree(old, ignore_errors=True)

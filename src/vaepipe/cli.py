@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable
 
@@ -12,6 +13,9 @@ EXIT_USER_ERROR = 2
 
 def run_stage(main: Callable[[], None]) -> None:
     """Run a stage; a PipelineError becomes `error: <message>` on stderr and exit code 2."""
+    # A CUDA build of torch on a machine without CUDA logs "No CUDA runtime is found" when torch.compile
+    # first runs: noise on stderr, where a failing stage's one line must stand alone.
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     try:
         main()
     except PipelineError as exc:

@@ -52,23 +52,21 @@ def _backward(layers: list[nn.Linear], activations: list[torch.Tensor], grad: to
 
 
 class ELBOGradient:
-    """Callable on (x, noise): returns the batch means (loss, recon, kl) and leaves d loss / d param in `.grad`.
-
-    loss = recon + beta * kl, exactly as `objectives.neg_elbo`; z = mu + noise * exp(logvar / 2).
+    """Callable on (x, noise, beta): returns the batch means (loss, recon, kl) and leaves d loss / d param in
+    `.grad`. loss = recon + beta * kl, exactly as `objectives.neg_elbo`; z = mu + noise * exp(logvar / 2).
     """
 
-    def __init__(self, model: VAE, beta: float):
+    def __init__(self, model: VAE):
         self.encoder = _linear_layers(model.encoder)
         self.decoder = _linear_layers(model.decoder)
         self.latent_dim = model.config.latent_dim
-        self.beta = beta
         for p in model.parameters():
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
 
     @torch.no_grad()
-    def __call__(self, x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        n, latent_dim, beta = len(x), self.latent_dim, self.beta
+    def __call__(self, x: torch.Tensor, noise: torch.Tensor, beta: float) -> torch.Tensor:
+        n, latent_dim = len(x), self.latent_dim
         encoder_acts = _forward(self.encoder, x)
         mu, logvar = encoder_acts[-1].split(latent_dim, dim=1)
         std = torch.exp(0.5 * logvar)

@@ -82,6 +82,8 @@ def load_model(path: str, device: torch.device) -> VAE:
         model = VAE(VAEConfig.from_dict(config))
         model.load_state_dict(state_dict)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        first_line = str(exc).strip().splitlines()[0]
-        raise ArtifactError(f"{path}: weights do not fit the model described in the file ({first_line})") from None
+        lines = str(exc).strip().splitlines()
+        # load_state_dict's first line is a bare header; the next one names the first tensor that does not fit.
+        reason = lines[1].strip().rstrip(".") if len(lines) > 1 else lines[0]
+        raise ArtifactError(f"{path}: weights do not fit the model described in the file ({reason})") from None
     return model.to(device)

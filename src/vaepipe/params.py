@@ -38,6 +38,7 @@ class TrainParams:
     lr: float
     lr_schedule: str
     beta: float
+    kl_warmup: float
     binarize: str
     val_size: int
     train_subset: int
@@ -52,6 +53,7 @@ class TrainParams:
         _require(f"{prefix}.lr_schedule", self.lr_schedule in LR_SCHEDULES,
                  f"must be one of {', '.join(LR_SCHEDULES)}")
         _require(f"{prefix}.beta", self.beta >= 0, "must be >= 0")
+        _require(f"{prefix}.kl_warmup", 0 <= self.kl_warmup <= 1, "must be between 0 and 1")
         _require(f"{prefix}.binarize", self.binarize in BINARIZE_MODES,
                  f"must be one of {', '.join(BINARIZE_MODES)}")
         _require(f"{prefix}.val_size", self.val_size > 0, "must be > 0")

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from vaepipe.checkpoint import Checkpoint
 from vaepipe.errors import PipelineError
 from vaepipe.gradients import ELBOGradient
 from vaepipe.model import VAE
@@ -95,7 +96,7 @@ class Trainer:
         # fused kernel and without a Python loop over parameters.
         self.flat_params = flatten_parameters(model)
         self.optimizer = torch.optim.Adam([self.flat_params], lr=params.lr, fused=True)
-        self.elbo_gradient = ELBOGradient(model, params.beta)
+        self.elbo_gradient = ELBOGradient(model)
         self.steps_per_epoch = math.ceil(len(train_x) / params.batch_size)
         self.scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(
             self.optimizer, T_max=params.epochs * self.steps_per_epoch) if params.lr_schedule == "cosine" else None)
@@ -103,7 +104,14 @@ class Trainer:
         self.batch = torch.empty(batch, train_x.shape[1], device=device)
         self.uniform = torch.empty_like(self.batch)
         self.noise = torch.empty(batch, model.config.latent_dim, device=device)
+        self.warmup_steps = round(params.kl_warmup * params.epochs * self.steps_per_epoch)
         self.epoch = 0
+
+    def beta_at(self, step: int) -> float:
+        """KL weight for the 0-based global `step`: ramps linearly up to `beta` over the warm-up, then stays."""
+        if step >= self.warmup_steps:
+            return self.params.beta
+        return self.params.beta * (step + 1) / self.warmup_steps
 
     def run_epoch(self) -> EpochStats:
         """One pass over the training set in a fresh random order; the images' mean losses."""
@@ -112,6 +120,7 @@ class Trainer:
         size, n = self.params.batch_size, len(self.train_x)
         step_losses = torch.empty(self.steps_per_epoch, 3, device=self.train_x.device)
         order = torch.randperm(n, generator=self.gen, device=self.train_x.device)
+        first_step = (self.epoch - 1) * self.steps_per_epoch
         for step, start in enumerate(range(0, n, size)):
             index = order[start:start + size]
             x = torch.index_select(self.train_x, 0, index, out=self.batch[:len(index)])
@@ -119,14 +128,39 @@ class Trainer:
                 # Bernoulli(grey) per pixel: u < grey with u ~ U[0, 1), drawn into a reused buffer.
                 x = torch.lt(self.uniform[:len(index)].uniform_(generator=self.gen), x, out=x)
             noise = self.noise[:len(index)].normal_(generator=self.gen)
-            step_losses[step] = self.elbo_gradient(x, noise)
+            step_losses[step] = self.elbo_gradient(x, noise, self.beta_at(first_step + step))
             self.optimizer.step()
             if self.scheduler is not None:
                 self.scheduler.step()
         self._check_finite(step_losses)
         sizes = torch.full((self.steps_per_epoch, 1), float(size), device=step_losses.device)
         sizes[-1] = n - size * (self.steps_per_epoch - 1)
-        return EpochStats(*((step_losses * sizes).sum(0) / n).tolist())
+        _, recon, kl = ((step_losses * sizes).sum(0) / n).tolist()
+        # Weighted by the final beta, not the warm-up's, so epochs compare with each other and with validation.
+        return EpochStats(neg_elbo=recon + self.params.beta * kl, recon=recon, kl=kl)
+
+    def state_dict(self) -> tuple[dict[str, torch.Tensor], dict]:
+        """Everything the next epoch depends on: weights, Adam moments, lr schedule, RNG states, epoch."""
+        optimizer = self.optimizer.state_dict()
+        adam = optimizer["state"][0]
+        tensors = {"parameters": self.flat_params, "adam.step": adam["step"], "adam.exp_avg": adam["exp_avg"],
+                   "adam.exp_avg_sq": adam["exp_avg_sq"], "rng.train": self.gen.get_state(),
+                   "rng.torch": torch.get_rng_state()}
+        meta = {"epoch": self.epoch, "adam.param_groups": optimizer["param_groups"],
+                "scheduler": self.scheduler.state_dict() if self.scheduler else None}
+        return tensors, meta
+
+    def load_state_dict(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+        with torch.no_grad():
+            self.flat_params.copy_(tensors["parameters"])
+        self.optimizer.load_state_dict({
+            "state": {0: {name: tensors[f"adam.{name}"] for name in ("step", "exp_avg", "exp_avg_sq")}},
+            "param_groups": meta["adam.param_groups"]})
+        if self.scheduler:
+            self.scheduler.load_state_dict(meta["scheduler"])
+        self.gen.set_state(tensors["rng.train"])
+        torch.set_rng_state(tensors["rng.torch"])
+        self.epoch = meta["epoch"]
 
     def _check_finite(self, step_losses: torch.Tensor) -> None:
         bad = (~torch.isfinite(step_losses[:, 0])).nonzero()
@@ -138,13 +172,32 @@ class Trainer:
 
 
 def train(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor, params: TrainParams, seed: int,
-          on_epoch_end: Callable[[int, EpochStats, EpochStats], None]) -> None:
+          on_epoch_end: Callable[[int, EpochStats, EpochStats], None], checkpoint: Checkpoint | None = None) -> None:
     """Fit `model` in place. `train_x` holds grey levels; `val_x` the validation targets (already binarised
-    if training is). Calls `on_epoch_end(epoch, train_stats, val_stats)` after each epoch."""
+    if training is). Calls `on_epoch_end(epoch, train_stats, val_stats)` for every epoch, in order.
+
+    With a `checkpoint`, the state is saved after every epoch, and a usable saved state is resumed from:
+    the finished epochs are replayed to `on_epoch_end` from the checkpoint, then training continues
+    exactly as an uninterrupted run would.
+    """
     trainer = Trainer(model, train_x, params, seed)
-    bar = tqdm(range(1, params.epochs + 1), desc="train", unit="epoch")
+    history: list[dict] = []
+    saved = checkpoint.load() if checkpoint else None
+    if saved:
+        tensors, meta = saved
+        trainer.load_state_dict(tensors, meta)
+        history = meta["history"]
+        print(f"resuming from {checkpoint.path} after epoch {trainer.epoch} of {params.epochs}")
+    for epoch, (train_stats, val_stats) in enumerate(history, start=1):
+        on_epoch_end(epoch, EpochStats(**train_stats), EpochStats(**val_stats))
+    bar = tqdm(range(trainer.epoch + 1, params.epochs + 1), desc="train", unit="epoch",
+               initial=trainer.epoch, total=params.epochs)
     for epoch in bar:
         train_stats = trainer.run_epoch()
         val_stats = validation_stats(model, val_x, params.beta, seed)
+        history.append((vars(train_stats), vars(val_stats)))
+        if checkpoint:
+            tensors, meta = trainer.state_dict()
+            checkpoint.save(tensors, {**meta, "history": history})
         bar.set_postfix(train=f"{train_stats.neg_elbo:.2f}", val=f"{val_stats.neg_elbo:.2f}")
         on_epoch_end(epoch, train_stats, val_stats)

@@ -1,0 +1,70 @@
+"""A resumable training state, written atomically at the end of every epoch.
+
+DVC 3 has no checkpoints and deletes a stage's outputs before re-running it, so the checkpoint lives
+outside the train stage's outputs. It is tied to a fingerprint of the params and of this package's
+source: a checkpoint from other params or other code is ignored, never resumed from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+from vaepipe.artifacts import atomic_path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def fingerprint(settings: dict) -> str:
+    """sha256 of the settings that determine training (JSON-able) and of every vaepipe source file."""
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    digest.update(torch.__version__.encode())
+    for source in sorted(PACKAGE_DIR.glob("*.py")):
+        digest.update(source.name.encode())
+        digest.update(source.read_bytes())
+    return digest.hexdigest()
+
+
+class Checkpoint:
+    """Tensors plus JSON metadata in one safetensors file (nothing in it is ever executed on load)."""
+
+    def __init__(self, path: str | Path, run_fingerprint: str):
+        self.path = Path(path)
+        self.run_fingerprint = run_fingerprint
+
+    def save(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+        # A kill during the write leaves the previous checkpoint whole: atomic_path renames at the end.
+        tensors = {name: t.detach().to("cpu").contiguous() for name, t in tensors.items()}
+        header = {"fingerprint": self.run_fingerprint, "meta": json.dumps(meta)}
+        with atomic_path(self.path) as tmp:
+            save_file(tensors, str(tmp), metadata=header)
+
+    def load(self) -> tuple[dict[str, torch.Tensor], dict] | None:
+        """The saved state if there is a usable one; otherwise None, after saying why it is not used."""
+        self._remove_partial_writes()
+        if not self.path.is_file():
+            return None
+        try:
+            with safe_open(str(self.path), framework="pt") as f:
+                header = f.metadata() or {}
+            if header.get("fingerprint") != self.run_fingerprint:
+                print(f"{self.path} was made with other params or code; starting fresh")
+                return None
+            return load_file(str(self.path)), json.loads(header["meta"])
+        except (SafetensorError, OSError, KeyError, ValueError) as exc:
+            print(f"{self.path} is unreadable ({exc}); starting fresh")
+            return None
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+        self._remove_partial_writes()
+
+    def _remove_partial_writes(self) -> None:
+        """Temporary files of writes that were killed before their rename."""
+        for tmp in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+            tmp.unlink(missing_ok=True)

@@ -1,0 +1,422 @@
+"""Bad input, driven through the stage scripts (issue 4). Every case must end in exactly one line
+`error: <cause>` on stderr and exit code 2, leave no temporary or half-written file, and leave every file
+that was there before byte for byte as it was (and not even rewritten: same inode).
+
+Most cases run a stage in-process (fast, and lets the test cut the official download URLs off);
+a few run it as a real `python stages/<stage>.py` to check what a user's terminal shows."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import gzip
+import os
+import pickle
+import re
+import runpy
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import save_file
+
+from conftest import REPO_ROOT
+from vaepipe import data
+from vaepipe.artifacts import save_weights
+from vaepipe.cli import EXIT_USER_ERROR
+from vaepipe.model import VAE, VAEConfig
+
+STAGES = REPO_ROOT / "stages"
+TINY = {
+    "latent_dim": 4,
+    "train.hidden": [32],
+    "train.epochs": 1,
+    "train.train_subset": 500,
+    "train.val_size": 200,
+    "evaluate.k": 5,
+    "evaluate.test_subset": 100,
+    "evaluate.n_reconstructions": 4,
+    "generate.n_samples": 4,
+    "generate.n_interpolations": 2,
+    "generate.interpolation_steps": 3,
+    "downstream.label_budgets": [20],
+    "downstream.label_draws": 1,
+}
+CONFIG = VAEConfig(arch="mlp", latent_dim=4, hidden=(32,))
+MODEL = "models/vae.safetensors"
+UNREADABLE_MODEL = re.compile(rf"{re.escape(MODEL)}: not a readable vaepipe model file \(.+\)")
+LABELS = "t10k-labels-idx1-ubyte"
+# Port 9 on loopback refuses connections: a dead source that never reaches the internet.
+UNREACHABLE = "http://127.0.0.1:9/"
+# tqdm redraws the train stage's progress bar on stderr; its frames are not error lines.
+PROGRESS_FRAME = re.compile(r"train: +\d+%\|")
+
+
+def set_key(params: dict, dotted: str, value: object) -> None:
+    *sections, key = dotted.split(".")
+    for section in sections:
+        params = params[section]
+    params[key] = value
+
+
+def edit_params(changes: dict[str, object]) -> None:
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    for dotted, value in changes.items():
+        set_key(params, dotted, value)
+    Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def replace_file(path: str | Path, content: bytes) -> None:
+    """Put new bytes at `path` as a new file: the IDX files are hard links shared by every test."""
+    Path(path).unlink(missing_ok=True)
+    Path(path).write_bytes(content)
+
+
+@contextlib.contextmanager
+def torch_state_kept():
+    """Stages switch deterministic algorithms on and reseed torch; keep that from leaking into other tests."""
+    deterministic, rng = torch.are_deterministic_algorithms_enabled(), torch.get_rng_state()
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(deterministic)
+        torch.set_rng_state(rng)
+
+
+def link_idx_files(src: str, dst: str) -> None:
+    if Path(src).parent.name == "raw":
+        os.link(src, dst)
+    else:
+        shutil.copy2(src, dst)
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory, mnist_raw) -> Path:
+    """A working directory after one good run of every stage, with tiny params."""
+    root = tmp_path_factory.mktemp("bad-input") / "good"
+    shutil.copytree(mnist_raw, root / "data" / "raw", copy_function=os.link)
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    for dotted, value in TINY.items():
+        set_key(params, dotted, value)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    with pytest.MonkeyPatch.context() as mp, torch_state_kept():
+        mp.chdir(root)
+        for stage in ("train", "evaluate", "generate", "downstream"):
+            runpy.run_path(str(STAGES / f"{stage}.py"), run_name="__main__")
+    return root
+
+
+@pytest.fixture
+def work(good, tmp_path, monkeypatch) -> Path:
+    """A fresh copy of the good working directory, made the current directory."""
+    root = tmp_path / "work"
+    shutil.copytree(good, root, copy_function=link_idx_files)
+    monkeypatch.chdir(root)
+    return root
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """The official MNIST sources replaced by a dead local one, so that no download reaches the internet."""
+    spec = data.DATASETS["mnist"]
+    monkeypatch.setitem(data.DATASETS, "mnist", dataclasses.replace(spec, mirrors=(UNREACHABLE,)))
+
+
+def snapshot(root: Path, stage: str) -> dict[str, tuple[int, bytes]]:
+    # A failed train run may leave its checkpoint and in-progress curves, for the next run to resume from.
+    skipped = ("checkpoints/",) if stage == "train" else ()
+    files = {}
+    for path in root.rglob("*"):
+        name = path.relative_to(root).as_posix()
+        if path.is_file() and not name.startswith(skipped):
+            files[name] = (path.stat().st_ino, path.read_bytes())
+    return files
+
+
+def run_in_process(stage: str, capsys) -> tuple[int, str]:
+    capsys.readouterr()
+    with torch_state_kept(), pytest.raises(SystemExit) as exited:
+        runpy.run_path(str(STAGES / f"{stage}.py"), run_name="__main__")
+    return exited.value.code, capsys.readouterr().err
+
+
+def run_subprocess(stage: str, env: dict) -> tuple[int, str]:
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT / "src"), **env)
+    result = subprocess.run([sys.executable, str(STAGES / f"{stage}.py")], env=env, capture_output=True, text=True)
+    return result.returncode, result.stderr
+
+
+@pytest.fixture
+def refused(work, capsys):
+    """`refused(stage, message)` runs the stage in the test's copy of the good directory (the current
+    directory, which the test has broken first) and checks the four promises.
+
+    `message` is the exact text after `error: `, or a compiled pattern it must match in full. With `env`,
+    the stage runs as a subprocess with those extra environment variables."""
+    def check(stage: str, message: str | re.Pattern, env: dict | None = None) -> None:
+        before = snapshot(work, stage)
+        code, err = run_in_process(stage, capsys) if env is None else run_subprocess(stage, env)
+        lines = [line for line in err.splitlines() if line.strip() and not PROGRESS_FRAME.match(line)]
+        pattern = message if isinstance(message, re.Pattern) else re.compile(re.escape(message))
+        assert code == EXIT_USER_ERROR, err
+        assert len(lines) == 1 and lines[0].startswith("error: "), err
+        assert pattern.fullmatch(lines[0].removeprefix("error: ")), lines[0]
+        assert list(work.rglob("*.tmp")) == []
+        after = snapshot(work, stage)
+        assert sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name)) == []
+    return check
+
+
+# --- data: download -------------------------------------------------------------------------------
+
+def download_failure(first_source: str, reason: str) -> re.Pattern:
+    """The download error when the user's mirror fails for `reason` and the (dead) official source after it."""
+    return re.compile(rf"could not get mnist file {LABELS}: {first_source}{LABELS}\.gz: {reason}; "
+                      rf"{re.escape(UNREACHABLE)}{LABELS}\.gz: unreachable \(.+\)\. "
+                      r"Set VAE_DATA_MIRROR to a directory or URL whose mnist/ folder holds the \.gz files .+")
+
+
+def corrupt_stream(raw: bytes) -> bytes:
+    gz = bytearray(gzip.compress(raw))
+    gz[len(gz) // 2] ^= 0xFF
+    return bytes(gz)
+
+
+@pytest.mark.parametrize("make_gz, reason", [
+    (None, rf"{LABELS}\.gz not found"),
+    (lambda raw: gzip.compress(raw)[:-100], r"not a complete gzip file \(Compressed file ended .+\)"),
+    (corrupt_stream, r"not a complete gzip file \(.+\)"),
+    (lambda raw: gzip.compress(raw[:-1] + b"\x07"), r"md5 of decompressed bytes is [0-9a-f]{32}, expected "
+                                                    + data.DATASETS["mnist"].md5[LABELS]),
+], ids=["missing-file", "truncated-gz", "corrupt-gzip-stream", "md5-mismatch"])
+def test_download_from_a_bad_mirror(refused, offline, tmp_path, monkeypatch, make_gz, reason):
+    raw = Path("data/raw", LABELS).read_bytes()
+    Path("data/raw", LABELS).unlink()  # the other three files are there and verified, so kept
+    mirror = tmp_path / "mirror"
+    (mirror / "mnist").mkdir(parents=True)
+    if make_gz:
+        (mirror / "mnist" / f"{LABELS}.gz").write_bytes(make_gz(raw))
+    monkeypatch.setenv(data.MIRROR_ENV, str(mirror))
+    refused("download", download_failure(re.escape(mirror.as_uri() + "/mnist/"), reason))
+
+
+def test_download_mirror_directory_absent(refused, offline, tmp_path, monkeypatch):
+    Path("data/raw", LABELS).unlink()
+    absent = tmp_path / "no-such-mirror"
+    monkeypatch.setenv(data.MIRROR_ENV, str(absent))
+    refused("download", download_failure(re.escape(absent.as_uri() + "/mnist/"),
+                                         rf"mirror directory {re.escape(str(absent / 'mnist'))} does not exist"))
+
+
+def test_download_mirror_url_unreachable(refused, offline, monkeypatch):
+    Path("data/raw", LABELS).unlink()
+    monkeypatch.setenv(data.MIRROR_ENV, UNREACHABLE.rstrip("/"))
+    refused("download", download_failure(re.escape(UNREACHABLE + "mnist/"), r"unreachable \(.*Connection refused.*\)"))
+
+
+def test_download_in_a_real_process_without_internet(refused, tmp_path):
+    """What a user sees: no mirror, no network (the official URLs go through a dead proxy here)."""
+    shutil.rmtree("data/raw")
+    absent = tmp_path / "no-such-mirror"
+    dead_proxy = {name: UNREACHABLE for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY")}
+    official = "; ".join(rf"{re.escape(url)}train-images-idx3-ubyte\.gz: unreachable \(.+\)"
+                         for url in data.DATASETS["mnist"].mirrors)
+    mirror = rf"{re.escape(absent.as_uri())}/mnist/train-images-idx3-ubyte\.gz"
+    refused("download", re.compile(
+        rf"could not get mnist file train-images-idx3-ubyte: {mirror}: mirror directory "
+        rf"{re.escape(str(absent / 'mnist'))} does not exist; {official}\. Set VAE_DATA_MIRROR .+"),
+        env={data.MIRROR_ENV: str(absent), "no_proxy": "", "NO_PROXY": "", **dead_proxy})
+
+
+# --- data: loading --------------------------------------------------------------------------------
+
+def idx_header(magic: int, *dims: int) -> bytes:
+    return struct.pack(f">{1 + len(dims)}I", magic, *dims)
+
+
+@pytest.mark.parametrize("stage, split", [("evaluate", "test"), ("train", "train")])
+@pytest.mark.parametrize("case", ["missing-file", "truncated-idx", "wrong-magic", "wrong-image-size",
+                                  "label-count"])
+def test_bad_idx_file(refused, stage, split, case):
+    images_name, labels_name = data.SPLIT_FILES[split]
+    images, labels = Path("data/raw", images_name), Path("data/raw", labels_name)
+    n = int.from_bytes(labels.read_bytes()[4:8], "big")
+    if case == "missing-file":
+        images.unlink()
+        message = f"{images}: file is missing; run `dvc repro download` first"
+    elif case == "truncated-idx":
+        replace_file(images, images.read_bytes()[: images.stat().st_size // 2])
+        message = re.compile(rf"{images}: malformed IDX file \(.+\)")
+    elif case == "wrong-magic":
+        replace_file(images, idx_header(data.IDX_LABELS_MAGIC) + images.read_bytes()[4:])
+        message = f"{images}: wrong IDX magic number 0x00000801, expected 0x00000803"
+    elif case == "wrong-image-size":
+        replace_file(images, idx_header(data.IDX_IMAGES_MAGIC, 10, 32, 32) + bytes(10 * 32 * 32))
+        message = f"{images}: images are (32, 32), expected (28, 28)"
+    else:
+        replace_file(labels, idx_header(data.IDX_LABELS_MAGIC, n - 1) + labels.read_bytes()[8:-1])
+        message = f"{labels}: {n - 1} labels for {n} images"
+    refused(stage, message)
+
+
+# --- params ---------------------------------------------------------------------------------------
+
+BAD_PARAMS = [
+    ({"latnet_dim": 32}, "`latnet_dim` is not a known parameter; did you mean `latent_dim`?"),
+    ({"latent_dim": "abc"}, "`latent_dim` must be an int, got 'abc'"),
+    ({"latent_dim": 0}, "`latent_dim` must be > 0"),
+    ({"latent_dim": -4}, "`latent_dim` must be > 0"),
+    ({"train.lr": 0}, "`train.lr` must be > 0"),
+    ({"train.lr": -0.001}, "`train.lr` must be > 0"),
+    ({"train.epochs": 0}, "`train.epochs` must be > 0"),
+    ({"train.batch_size": 0}, "`train.batch_size` must be > 0"),
+    ({"train.beta": -0.5}, "`train.beta` must be >= 0"),
+    ({"evaluate.k": 0}, "`evaluate.k` must be > 0"),
+    ({"dataset": "cifar10"}, "`dataset` must be one of mnist, fashion-mnist"),
+    ({"train.arch": "cnn"}, "`train.arch` must be one of mlp"),
+    ({"device": "tpu"}, "`device` must be one of auto, cpu, cuda"),
+]
+
+
+@pytest.mark.parametrize("changes, message", BAD_PARAMS,
+                         ids=[",".join(f"{k}={v}" for k, v in changes.items()) for changes, _ in BAD_PARAMS])
+def test_bad_params(refused, changes, message):
+    edit_params(changes)
+    refused("evaluate", f"params.yaml: {message}")
+
+
+def test_params_key_missing(refused):
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    del params["train"]["epochs"]
+    Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    refused("evaluate", "params.yaml: `train.epochs` is missing")
+
+
+@pytest.mark.parametrize("stage", ["download", "train", "evaluate", "generate", "downstream"])
+def test_every_stage_checks_params(refused, stage):
+    edit_params({"latnet_dim": 32})
+    refused(stage, "params.yaml: `latnet_dim` is not a known parameter; did you mean `latent_dim`?")
+
+
+def test_params_file_missing(refused):
+    Path("params.yaml").unlink()
+    refused("evaluate", "params.yaml: `params.yaml` cannot be read (No such file or directory)")
+
+
+def test_params_file_not_yaml(refused):
+    replace_file("params.yaml", b"train: [unclosed\n")
+    refused("evaluate", re.compile(r"params\.yaml: `params\.yaml` is not valid YAML \(.+\)"))
+
+
+@pytest.mark.parametrize("stage", ["train", "evaluate", "generate", "downstream"])
+def test_cuda_requested_without_gpu(refused, monkeypatch, stage):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    edit_params({"device": "cuda"})
+    refused(stage, "params.yaml: `device` is cuda but no CUDA GPU is available; use auto or cpu")
+
+
+# --- artifacts ------------------------------------------------------------------------------------
+
+def tiny_state_dict(hidden: tuple[int, ...] = CONFIG.hidden) -> dict[str, torch.Tensor]:
+    return VAE(dataclasses.replace(CONFIG, hidden=hidden)).state_dict()
+
+
+def break_model(case: str) -> str | re.Pattern:
+    """Put a bad file at models/vae.safetensors; return the message the stages must give."""
+    model = Path(MODEL)
+    if case == "missing":
+        model.unlink()
+        return f"{MODEL}: model file is missing; run `dvc repro train` first"
+    if case == "truncated":
+        model.write_bytes(model.read_bytes()[:1000])
+    elif case == "other-architecture":
+        save_weights(model, tiny_state_dict(hidden=(16,)), CONFIG.to_dict())
+        return re.compile(rf"{re.escape(MODEL)}: weights do not fit the model described in the file "
+                          r"\(size mismatch for .+\)")
+    elif case == "torch-save-pickle":
+        torch.save({"state_dict": tiny_state_dict()}, model)
+    elif case == "no-config":
+        save_file(tiny_state_dict(), str(model))
+        return (f"{MODEL}: no vaepipe model config in its metadata (not written by the train stage); "
+                "run `dvc repro train`")
+    return UNREADABLE_MODEL
+
+
+@pytest.mark.parametrize("stage", ["evaluate", "generate", "downstream"])
+@pytest.mark.parametrize("case", ["missing", "truncated", "other-architecture", "torch-save-pickle", "no-config"])
+def test_bad_model_file(refused, stage, case):
+    refused(stage, break_model(case))
+
+
+class Exploit:
+    """Unpickling this creates `path`: proof that the loader ran code from the file."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __reduce__(self):
+        return open, (str(self.path), "w")
+
+
+@pytest.mark.parametrize("stage, in_subprocess", [("evaluate", False), ("generate", False), ("downstream", False),
+                                                  ("evaluate", True)],
+                         ids=["evaluate", "generate", "downstream", "evaluate-subprocess"])
+def test_malicious_pickle_is_never_run(work, refused, stage, in_subprocess):
+    marker = work / "pwned"
+    Path(MODEL).write_bytes(pickle.dumps(Exploit(marker)))
+    refused(stage, UNREADABLE_MODEL, env={} if in_subprocess else None)
+    assert not marker.exists()
+
+
+def test_model_with_another_latent_dim(refused):
+    other = dataclasses.replace(CONFIG, latent_dim=3)
+    save_weights(MODEL, VAE(other).state_dict(), other.to_dict())
+    refused("generate", f"{MODEL} has latent_dim 3 but params.yaml has 4; re-train it with `dvc repro train`")
+
+
+# --- numerics -------------------------------------------------------------------------------------
+
+def test_divergent_training_keeps_the_old_model(refused):
+    edit_params({"train.lr": 1e12})
+    refused("train", re.compile(r"training diverged: the loss became \S+ in epoch 1, step \d+ of 4; "
+                                r"lower `train\.lr` \(now 1e\+12\)"))
+
+
+# --- environment: outputs that cannot be written --------------------------------------------------
+
+@pytest.mark.parametrize("stage, blocked, message", [
+    ("evaluate", "plots/evaluate",
+     "cannot write plots/evaluate/reconstructions.png: plots/evaluate is not a directory"),
+    ("downstream", "plots/downstream",
+     "cannot write plots/downstream/confusion.csv: plots/downstream is not a directory"),
+], ids=["evaluate", "downstream"])
+def test_output_directory_is_a_file(refused, stage, blocked, message):
+    # Root ignores permissions, but not a file standing where a directory must be. The stage's first
+    # output (its metrics file) is written fine and must still not replace the old one.
+    shutil.rmtree(blocked)
+    Path(blocked).write_text("not a directory\n")
+    refused(stage, message)
+
+
+def test_output_file_is_a_directory(refused):
+    Path("plots/generate/latent_map.png").unlink()
+    Path("plots/generate/latent_map.png").mkdir()
+    refused("generate", "cannot write plots/generate/latent_map.png: it is a directory")
+
+
+def test_download_directory_is_a_file(refused, offline, mnist_mirror, monkeypatch):
+    shutil.rmtree("data/raw")
+    Path("data/raw").write_text("not a directory\n")
+    monkeypatch.setenv(data.MIRROR_ENV, str(mnist_mirror))
+    refused("download", "cannot write data/raw/train-images-idx3-ubyte: data/raw is not a directory")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+def test_output_directory_read_only(refused):
+    os.chmod("plots/evaluate", 0o555)
+    refused("evaluate", "cannot write plots/evaluate/reconstructions.png: Permission denied")

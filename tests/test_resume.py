@@ -1,0 +1,124 @@
+"""Kill the train stage with SIGKILL at chosen moments, re-run it, and get the bytes of an uninterrupted run."""
+
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO_ROOT
+
+TRAIN_SCRIPT = REPO_ROOT / "stages" / "train.py"
+EPOCHS, STEPS_PER_EPOCH = 4, 16  # 2,000 images in batches of 128
+CHECKPOINT = Path("checkpoints/train/state.safetensors")
+
+# Runs the train stage after arranging for the process to SIGKILL itself at the n-th ELBO gradient step
+# ("step") or right after the n-th checkpoint's temporary file is written, before it is renamed into place
+# ("checkpoint-write"): the moments a crash or a `kill -9` can hit.
+KILLER = """
+import os, runpy, signal, sys
+from vaepipe import checkpoint, gradients
+mode, n, script = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+calls = 0
+def count():
+    global calls
+    calls += 1
+    if calls == n:
+        os.kill(os.getpid(), signal.SIGKILL)
+if mode == "step":
+    step = gradients.ELBOGradient.__call__
+    def killing_step(self, *args):
+        count()
+        return step(self, *args)
+    gradients.ELBOGradient.__call__ = killing_step
+else:
+    save_file = checkpoint.save_file
+    def killing_save_file(*args, **kwargs):
+        save_file(*args, **kwargs)
+        count()
+    checkpoint.save_file = killing_save_file
+sys.argv = [script]
+runpy.run_path(script, run_name="__main__")
+"""
+
+
+def make_workdir(path: Path, data_dir: Path, **train_overrides) -> Path:
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    params.update(latent_dim=8, device="cpu")
+    params["train"].update(hidden=[64], epochs=EPOCHS, batch_size=128, val_size=500, train_subset=2000,
+                           lr_schedule="cosine", kl_warmup=0.5, **train_overrides)
+    path.mkdir()
+    (path / "params.yaml").write_text(yaml.safe_dump(params))
+    (path / "data").mkdir()
+    (path / "data" / "raw").symlink_to(data_dir)
+    return path
+
+
+def run_train(workdir: Path, kill: tuple[str, int] | None = None) -> subprocess.CompletedProcess:
+    command = [sys.executable, str(TRAIN_SCRIPT)]
+    if kill:
+        command = [sys.executable, "-c", KILLER, kill[0], str(kill[1]), str(TRAIN_SCRIPT)]
+    return subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=300)
+
+
+def outputs(workdir: Path) -> dict[str, bytes]:
+    files = [workdir / "models" / "vae.safetensors", *sorted((workdir / "metrics" / "train").rglob("*.*"))]
+    return {str(f.relative_to(workdir)): f.read_bytes() for f in files}
+
+
+@pytest.fixture(scope="module")
+def reference(mnist_raw, tmp_path_factory) -> dict[str, bytes]:
+    workdir = make_workdir(tmp_path_factory.mktemp("ref") / "repo", mnist_raw)
+    done = run_train(workdir)
+    assert done.returncode == 0, done.stderr
+    assert not (workdir / "checkpoints" / "train" / CHECKPOINT.name).exists()  # removed once training is done
+    return outputs(workdir)
+
+
+def test_killed_runs_resume_to_the_same_bytes(reference, mnist_raw, tmp_path):
+    workdir = make_workdir(tmp_path / "repo", mnist_raw)
+
+    mid_epoch_3 = run_train(workdir, kill=("step", 2 * STEPS_PER_EPOCH + 5))
+    assert mid_epoch_3.returncode == -signal.SIGKILL
+    assert (workdir / CHECKPOINT).is_file()
+
+    # The re-run resumes after epoch 2, and is killed while writing the checkpoint of epoch 3.
+    during_save = run_train(workdir, kill=("checkpoint-write", 1))
+    assert during_save.returncode == -signal.SIGKILL
+    assert "resuming from checkpoints/train/state.safetensors after epoch 2 of 4" in during_save.stdout
+    assert list((workdir / CHECKPOINT.parent).glob(".*.tmp")), "the kill should have left a temporary file"
+
+    # What `dvc repro` does before re-running a stage: delete its outputs.
+    shutil.rmtree(workdir / "metrics", ignore_errors=True)
+    shutil.rmtree(workdir / "models", ignore_errors=True)
+    finished = run_train(workdir)
+    assert finished.returncode == 0, finished.stderr
+    assert "resuming from checkpoints/train/state.safetensors after epoch 2 of 4" in finished.stdout
+    assert outputs(workdir) == reference
+    assert list((workdir / CHECKPOINT.parent).iterdir()) == []
+
+
+def test_curves_have_each_epoch_once(reference):
+    for name, content in reference.items():
+        if name.endswith(".tsv"):
+            steps = [line.split("\t")[0] for line in content.decode().splitlines()[1:]]
+            assert steps == [str(e) for e in range(1, EPOCHS + 1)], name
+
+
+def test_checkpoint_from_other_params_is_not_used(mnist_raw, tmp_path):
+    fresh = make_workdir(tmp_path / "fresh", mnist_raw, lr=0.002)
+    assert run_train(fresh).returncode == 0
+
+    workdir = make_workdir(tmp_path / "repo", mnist_raw)
+    assert run_train(workdir, kill=("step", 3 * STEPS_PER_EPOCH)).returncode == -signal.SIGKILL
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    params["train"]["lr"] = 0.002
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+    done = run_train(workdir)
+    assert done.returncode == 0, done.stderr
+    assert "checkpoints/train/state.safetensors was made with other params or code; starting fresh" in done.stdout
+    assert "resuming" not in done.stdout
+    assert outputs(workdir) == outputs(fresh)
