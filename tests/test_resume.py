@@ -109,13 +109,14 @@ def test_curves_have_each_epoch_once(reference):
 
 
 def test_checkpoint_from_other_params_is_not_used(mnist_raw, tmp_path):
-    fresh = make_workdir(tmp_path / "fresh", mnist_raw, lr=0.002)
+    workdir = make_workdir(tmp_path / "repo", mnist_raw)
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    other_lr = params["train"]["lr"] / 2
+    fresh = make_workdir(tmp_path / "fresh", mnist_raw, lr=other_lr)
     assert run_train(fresh).returncode == 0
 
-    workdir = make_workdir(tmp_path / "repo", mnist_raw)
     assert run_train(workdir, kill=("step", 3 * STEPS_PER_EPOCH)).returncode == -signal.SIGKILL
-    params = yaml.safe_load((workdir / "params.yaml").read_text())
-    params["train"]["lr"] = 0.002
+    params["train"]["lr"] = other_lr
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
     done = run_train(workdir)
     assert done.returncode == 0, done.stderr
