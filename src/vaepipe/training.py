@@ -181,7 +181,7 @@ def train(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor, params: TrainP
     exactly as an uninterrupted run would.
     """
     trainer = Trainer(model, train_x, params, seed)
-    history: list[dict] = []
+    history: list = []  # per finished epoch: (train stats, validation stats) as dicts, JSON in the checkpoint
     saved = checkpoint.load() if checkpoint else None
     if saved:
         tensors, meta = saved
