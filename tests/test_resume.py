@@ -16,11 +16,12 @@ EPOCHS, STEPS_PER_EPOCH = 4, 16  # 2,000 images in batches of 128
 CHECKPOINT = Path("checkpoints/train/state.safetensors")
 
 # Runs the train stage after arranging for the process to SIGKILL itself at the n-th ELBO gradient step
-# ("step") or right after the n-th checkpoint's temporary file is written, before it is renamed into place
-# ("checkpoint-write"): the moments a crash or a `kill -9` can hit.
+# ("step") or right after the n-th safetensors temporary file is written, before it is renamed into place
+# ("checkpoint-write"; before the final model, the only such files are checkpoints): the moments a crash
+# or a `kill -9` can hit.
 KILLER = """
 import os, runpy, signal, sys
-from vaepipe import checkpoint, gradients
+from vaepipe import artifacts, gradients
 mode, n, script = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 calls = 0
 def count():
@@ -35,11 +36,11 @@ if mode == "step":
         return step(self, *args)
     gradients.ELBOGradient.__call__ = killing_step
 else:
-    save_file = checkpoint.save_file
+    save_file = artifacts.save_file
     def killing_save_file(*args, **kwargs):
         save_file(*args, **kwargs)
         count()
-    checkpoint.save_file = killing_save_file
+    artifacts.save_file = killing_save_file
 sys.argv = [script]
 runpy.run_path(script, run_name="__main__")
 """

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from vaepipe.errors import ArtifactError
 
@@ -95,23 +95,34 @@ def write_json(target: str | Path, obj: object) -> None:
     write_bytes(target, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
+def save_tensors(target: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    """Tensors and string metadata as one safetensors file, written atomically."""
+    # clone(): tensors may be views into one buffer (the trained parameters are), and safetensors refuses
+    # shared storage.
+    tensors = {name: t.detach().to("cpu").clone() for name, t in tensors.items()}
+    with atomic_path(target) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+
+
+def load_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of a safetensors file: plain data only, nothing is executed.
+    A damaged file raises SafetensorError or OSError."""
+    with safe_open(str(path), framework="pt") as f:
+        return {name: f.get_tensor(name) for name in f.keys()}, f.metadata() or {}
+
+
 def save_weights(target: str | Path, state_dict: dict[str, torch.Tensor], config: dict) -> None:
     """Weights as safetensors, with the config needed to rebuild the model in the file's metadata."""
-    # clone(): parameters may be views into one training buffer, and safetensors refuses shared storage.
-    tensors = {name: t.detach().to("cpu").clone() for name, t in state_dict.items()}
-    with atomic_path(target) as tmp:
-        save_file(tensors, str(tmp), metadata={"config": json.dumps(config, sort_keys=True)})
+    save_tensors(target, state_dict, {"config": json.dumps(config, sort_keys=True)})
 
 
 def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
-    """Read weights and config back; safetensors holds plain tensors only, so nothing is executed."""
+    """Read weights and config back (see load_tensors: nothing is executed)."""
     path = Path(path)
     if not path.is_file():
         raise ArtifactError(f"{path}: model file is missing; run `dvc repro train` first")
     try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-        state_dict = load_file(str(path))
+        state_dict, metadata = load_tensors(path)
         config = json.loads(metadata["config"])
     except KeyError:
         raise ArtifactError(f"{path}: no vaepipe model config in its metadata (not written by the train stage); "

@@ -12,10 +12,9 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError
 
-from vaepipe.artifacts import atomic_path
+from vaepipe.artifacts import load_tensors, save_tensors
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -38,11 +37,8 @@ class Checkpoint:
         self.run_fingerprint = run_fingerprint
 
     def save(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
-        # A kill during the write leaves the previous checkpoint whole: atomic_path renames at the end.
-        tensors = {name: t.detach().to("cpu").contiguous() for name, t in tensors.items()}
-        header = {"fingerprint": self.run_fingerprint, "meta": json.dumps(meta)}
-        with atomic_path(self.path) as tmp:
-            save_file(tensors, str(tmp), metadata=header)
+        # A kill during the write leaves the previous checkpoint whole: the file is renamed into place at the end.
+        save_tensors(self.path, tensors, {"fingerprint": self.run_fingerprint, "meta": json.dumps(meta)})
 
     def load(self) -> tuple[dict[str, torch.Tensor], dict] | None:
         """The saved state if there is a usable one; otherwise None, after saying why it is not used."""
@@ -50,12 +46,11 @@ class Checkpoint:
         if not self.path.is_file():
             return None
         try:
-            with safe_open(str(self.path), framework="pt") as f:
-                header = f.metadata() or {}
+            tensors, header = load_tensors(self.path)
             if header.get("fingerprint") != self.run_fingerprint:
                 print(f"{self.path} was made with other params or code; starting fresh")
                 return None
-            return load_file(str(self.path)), json.loads(header["meta"])
+            return tensors, json.loads(header["meta"])
         except (SafetensorError, OSError, KeyError, ValueError) as exc:
             print(f"{self.path} is unreadable ({exc}); starting fresh")
             return None
