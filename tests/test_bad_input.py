@@ -297,7 +297,7 @@ def test_params_key_missing(refused):
     refused("evaluate", "params.yaml: `train.epochs` is missing")
 
 
-@pytest.mark.parametrize("stage", ["download", "train", "evaluate", "generate", "downstream"])
+@pytest.mark.parametrize("stage", ["check_params", "download", "train", "evaluate", "generate", "downstream"])
 def test_every_stage_checks_params(refused, stage):
     edit_params({"latnet_dim": 32})
     refused(stage, "params.yaml: `latnet_dim` is not a known parameter; did you mean `latent_dim`?")

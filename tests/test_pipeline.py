@@ -114,6 +114,25 @@ def test_metrics_diff_and_exp_show(repo):
     assert "tiny" in run(["dvc", "exp", "show", "--no-pager", "--csv"], root, env)
 
 
+@pytest.mark.parametrize("typo, line_after", [("latnet_dim: 16", "latent_dim:"), ("  epoch: 5", "  epochs:")])
+def test_params_typo_fails_an_up_to_date_repro(repo, typo, line_after):
+    root, env = repo
+    params = root / "params.yaml"
+    valid = params.read_text()
+    assert "Data and pipelines are up to date" in run(["dvc", "repro"], root, env)
+    lines = valid.splitlines(keepends=True)
+    at = next(i for i, line in enumerate(lines) if line.startswith(line_after)) + 1
+    params.write_text("".join(lines[:at] + [typo + "\n"] + lines[at:]))
+    try:
+        result = subprocess.run(["dvc", "repro"], cwd=root, env=env, capture_output=True, text=True)
+    finally:
+        params.write_text(valid)
+    key = "latnet_dim" if "latnet" in typo else "train.epoch"
+    assert result.returncode != 0
+    assert f"error: params.yaml: `{key}` is not a known parameter; did you mean" in result.stderr
+    assert "Data and pipelines are up to date" in run(["dvc", "repro"], root, env)
+
+
 def test_plots_show_writes_html(repo):
     root, env = repo
     run(["dvc", "plots", "show", "--out", "plots_html"], root, env)
