@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -27,6 +28,16 @@ def run(args, cwd, env):
     result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
     assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
     return result.stdout
+
+
+def chromium() -> str:
+    """Debian's chromium (`.ci/run` installs it); its absence fails under CI and skips elsewhere."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("chromium not found: `.ci/run` installs it with apt-get")
+        pytest.skip("chromium not found (apt-get install chromium)")
+    return found
 
 
 def tiny_experiment(tmp_path_factory, mnist_mirror):
@@ -133,11 +144,33 @@ def test_params_typo_fails_an_up_to_date_repro(repo, typo, line_after):
     assert "Data and pipelines are up to date" in run(["dvc", "repro"], root, env)
 
 
-def test_plots_show_writes_html(repo):
-    root, env = repo
+def plots_page(root: Path, env: dict) -> str:
     run(["dvc", "plots", "show", "--out", "plots_html"], root, env)
-    html = (root / "plots_html/index.html").read_text()
+    return (root / "plots_html/index.html").read_text()
+
+
+def test_plots_show_writes_html_that_loads_no_remote_script(repo):
+    root, env = repo
+    html = plots_page(root, env)
     for fragment in ("Negative ELBO per image", "Confusion matrix", "reconstructions.png", "samples.png",
                      "interpolations.png", "latent_map.png", "manifold.png"):
         assert fragment in html, fragment
     assert list(Path(root / "plots_html").rglob("*.png"))
+    scripts = re.findall(r"<script\b[^>]*>", html)
+    assert scripts and not [tag for tag in scripts if "src=" in tag]
+    assert not re.search(r"""(src|href)\s*=\s*["']?https?://""", html)
+    assert "vegaEmbed(" in html and 'data-package="vega@' in html
+
+
+def test_plots_page_renders_every_chart_without_network(repo, tmp_path):
+    root, env = repo
+    html = plots_page(root, env)
+    charts = html.count("vegaEmbed('#")
+    assert charts == 4  # three training curves and the confusion matrix
+    # Every host name fails to resolve: the browser is as offline as a machine without network.
+    dom = subprocess.run([chromium(), "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path}",
+                          "--host-resolver-rules=MAP * ~NOTFOUND", "--virtual-time-budget=20000", "--dump-dom",
+                          (root / "plots_html/index.html").as_uri()],
+                         capture_output=True, text=True, timeout=180, check=True).stdout
+    # vega-embed draws each chart into a <canvas class="marks">; a chart whose libraries did not load has none.
+    assert dom.count('class="marks"') == charts
