@@ -16,6 +16,7 @@ from vaepipe.plots import latent_map, save_grid
 DATA_DIR = "data/raw"
 MODEL_PATH = "models/vae.safetensors"
 OUT_DIR = "plots/generate"
+AXIS_NAMES = {"identity": "z", "pca": "principal component", "tsne": "t-SNE dimension"}
 
 
 def main() -> None:
@@ -40,9 +41,11 @@ def main() -> None:
         save_grid(decode_probs(model, path.to(device)), gp.interpolation_steps, f"{OUT_DIR}/interpolations.png")
 
         method = "identity" if params.latent_dim == 2 else gp.embedding
+        axis = AXIS_NAMES[method]
         latent_map(embed_2d(codes.numpy(), gp.embedding, params.seed), labels.numpy(),
                    DATASETS[params.dataset].classes,
-                   f"Test-set posterior means ({method}, latent_dim={params.latent_dim})", f"{OUT_DIR}/latent_map.png")
+                   f"Test-set posterior means ({method}, latent_dim={params.latent_dim})",
+                   (f"{axis} 1", f"{axis} 2"), f"{OUT_DIR}/latent_map.png")
 
         if params.latent_dim == 2:
             grid = manifold_grid(gp.manifold_size)

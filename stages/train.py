@@ -18,15 +18,13 @@ from vaepipe.data import binarize, load_split
 from vaepipe.model import VAE, VAEConfig
 from vaepipe.params import load_params
 from vaepipe.runtime import generator, make_deterministic, select_device
-from vaepipe.training import split_train_val, train
+from vaepipe.training import VAL_BINARIZATION_SEED, split_train_val, train
 
 DATA_DIR = "data/raw"
 LIVE_DIR = "metrics/train"
 MODEL_PATH = "models/vae.safetensors"
 CHECKPOINT_PATH = "checkpoints/train/state.safetensors"
 LIVE_DIR_IN_PROGRESS = "checkpoints/train/live"
-# The validation targets are binarised once, so every epoch is scored on the same bits.
-VAL_BINARIZATION_SEED = 0
 
 
 def main() -> None:

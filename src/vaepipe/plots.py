@@ -31,13 +31,15 @@ def save_figure(fig: plt.Figure, path: str | Path) -> None:
 
 
 def latent_map(points: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...], title: str,
-               path: str | Path) -> None:
+               axis_labels: tuple[str, str], path: str | Path) -> None:
     """2-D points coloured by class, one legend entry per class."""
     fig, ax = plt.subplots(figsize=(7, 6))
     for c, name in enumerate(class_names):
         sel = labels == c
         ax.scatter(points[sel, 0], points[sel, 1], s=2, alpha=0.6, color=plt.cm.tab10(c), label=name)
     ax.set_title(title)
+    ax.set_xlabel(axis_labels[0])
+    ax.set_ylabel(axis_labels[1])
     ax.legend(markerscale=6, fontsize=8, loc="best")
     fig.tight_layout()
     save_figure(fig, path)
