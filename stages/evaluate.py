@@ -9,7 +9,7 @@ from vaepipe.evaluation import TEST_BINARIZATION_SEED, active_units, likelihood_
 from vaepipe.latent import decode_probs, encode_means
 from vaepipe.model import load_model
 from vaepipe.objectives import nats_to_bits_per_dim
-from vaepipe.params import load_params
+from vaepipe.params import load_params, require_at_most
 from vaepipe.runtime import generator, make_deterministic, select_device
 from vaepipe.plots import save_grid
 
@@ -25,8 +25,11 @@ def main() -> None:
     device = select_device(params.device)
     model = load_model(MODEL_PATH, device)
     images, _ = load_split(DATA_DIR, "test")
+    require_at_most("evaluate.test_subset", params.evaluate.test_subset, len(images), "the test set")
     if params.evaluate.test_subset:
         images = images[: params.evaluate.test_subset]
+    require_at_most("evaluate.n_reconstructions", params.evaluate.n_reconstructions, len(images),
+                    "the evaluated test set")
     x = binarize(images, params.train.binarize, generator(torch.device("cpu"), TEST_BINARIZATION_SEED)).to(device)
 
     bounds = likelihood_bounds(model, x, params.evaluate.k, generator(device, params.seed))

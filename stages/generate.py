@@ -9,7 +9,7 @@ from vaepipe.data import DATASETS, load_split
 from vaepipe.errors import ArtifactError
 from vaepipe.latent import decode_probs, embed_2d, encode_means, interpolate, manifold_grid
 from vaepipe.model import load_model
-from vaepipe.params import load_params
+from vaepipe.params import load_params, require_at_most
 from vaepipe.runtime import generator, make_deterministic, select_device
 from vaepipe.plots import latent_map, save_grid
 
@@ -29,6 +29,8 @@ def main() -> None:
         raise ArtifactError(f"{MODEL_PATH} has latent_dim {model.config.latent_dim} but params.yaml has "
                             f"{params.latent_dim}; re-train it with `dvc repro train`")
     images, labels = load_split(DATA_DIR, "test")
+    require_at_most("generate.n_interpolations", gp.n_interpolations, len(images) // 2,
+                    "the test set (two images a row)")
     gen = generator(torch.device("cpu"), params.seed)
 
     with all_or_nothing():

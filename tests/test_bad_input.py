@@ -15,9 +15,11 @@ import pickle
 import re
 import runpy
 import shutil
+import socket
 import struct
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -219,6 +221,42 @@ def test_download_mirror_url_unreachable(refused, offline, monkeypatch):
     refused("download", download_failure(re.escape(UNREACHABLE + "mnist/"), r"unreachable \(.*Connection refused.*\)"))
 
 
+@pytest.mark.parametrize("mirror, reason", [
+    ("http://bad host", r"malformed URL \(URL can't contain control characters\. .+\)"),
+    ("http://[::1", r"malformed URL \(Invalid IPv6 URL\)"),
+], ids=["space-in-host", "broken-ipv6"])
+def test_download_mirror_url_malformed(refused, offline, monkeypatch, mirror, reason):
+    Path("data/raw", LABELS).unlink()
+    monkeypatch.setenv(data.MIRROR_ENV, mirror)
+    refused("download", download_failure(re.escape(mirror + "/mnist/"), reason))
+
+
+@pytest.fixture
+def cut_connection_server():
+    """A local HTTP server that promises 1000 bytes, sends 10 and hangs up; it answers one request, then stops."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(30)
+
+    def answer_once():
+        with server, contextlib.suppress(OSError):
+            connection, _ = server.accept()
+            with connection:
+                connection.recv(65536)
+                connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"x" * 10)
+
+    thread = threading.Thread(target=answer_once, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    thread.join(timeout=30)
+
+
+def test_download_connection_cut(refused, offline, monkeypatch, cut_connection_server):
+    Path("data/raw", LABELS).unlink()
+    monkeypatch.setenv(data.MIRROR_ENV, cut_connection_server)
+    refused("download", download_failure(re.escape(cut_connection_server + "/mnist/"),
+                                         r"connection cut after 10 bytes, 990 more expected"))
+
+
 def test_download_in_a_real_process_without_internet(refused, tmp_path):
     """What a user sees: no mirror, no network (the official URLs go through a dead proxy here)."""
     shutil.rmtree("data/raw")
@@ -288,6 +326,30 @@ BAD_PARAMS = [
 def test_bad_params(refused, changes, message):
     edit_params(changes)
     refused("evaluate", f"params.yaml: {message}")
+
+
+@pytest.mark.parametrize("budgets", [[5], [20, 20], [0]])
+def test_label_budgets_below_one_per_class_or_repeated(refused, budgets):
+    edit_params({"downstream.label_budgets": budgets})
+    refused("downstream", "params.yaml: `downstream.label_budgets` must be a non-empty list of distinct label "
+                          "counts, each >= 10 (a label per class)")
+
+
+@pytest.mark.parametrize("stage, changes, message", [
+    ("downstream", {"downstream.label_budgets": [60000]},
+     "`downstream.label_budgets` has 60000: a balanced draw takes 6000 labels of class 0, which has only 5923 "
+     "training images"),
+    ("train", {"train.train_subset": 60000},
+     "`train.train_subset` is 60000, but the training split (after validation) has only 59800"),
+    ("evaluate", {"evaluate.test_subset": 20000}, "`evaluate.test_subset` is 20000, but the test set has only 10000"),
+    ("evaluate", {"evaluate.n_reconstructions": 101},
+     "`evaluate.n_reconstructions` is 101, but the evaluated test set has only 100"),
+    ("generate", {"generate.n_interpolations": 5001},
+     "`generate.n_interpolations` is 5001, but the test set (two images a row) has only 5000"),
+], ids=["label-budget-above-a-class", "train-subset", "test-subset", "reconstructions", "interpolations"])
+def test_params_that_do_not_fit_the_data(refused, stage, changes, message):
+    edit_params(changes)
+    refused(stage, f"params.yaml: {message}")
 
 
 def test_params_key_missing(refused):

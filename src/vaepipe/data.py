@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import os
 import urllib.error
 import urllib.parse
@@ -96,8 +97,16 @@ def _fetch(url: str, timeout: float) -> bytes:
             return path.read_bytes()
         except FileNotFoundError:
             raise DataError(f"{path.name} not found") from None
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        return response.read()
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.read()
+    except (ValueError, http.client.InvalidURL) as exc:  # e.g. a space or a broken IPv6 address in the URL
+        raise DataError(f"malformed URL ({exc})") from None
+    except http.client.IncompleteRead as exc:
+        expected = f", {exc.expected} more expected" if exc.expected else ""
+        raise DataError(f"connection cut after {len(exc.partial)} bytes{expected}") from None
+    except http.client.HTTPException as exc:
+        raise DataError(f"bad HTTP response ({type(exc).__name__}: {exc})") from None
 
 
 def verified_idx_bytes(compressed: bytes, expected_md5: str) -> bytes:

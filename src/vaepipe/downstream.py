@@ -8,6 +8,8 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from vaepipe.errors import ParamsError
+
 
 def classifiers(knn_neighbors: int, seed: int) -> dict:
     """Fresh, unfitted probes by name. Codes are standardised so logistic regression converges quickly."""
@@ -19,9 +21,13 @@ def classifiers(knn_neighbors: int, seed: int) -> dict:
 
 def balanced_draw(labels: np.ndarray, n_labels: int, rng: np.random.Generator) -> np.ndarray:
     """Indices of `n_labels` examples, the same number per class (as near as divisibility allows)."""
-    classes = np.unique(labels)
+    classes, counts = np.unique(labels, return_counts=True)
     per_class = np.full(len(classes), n_labels // len(classes))
     per_class[: n_labels % len(classes)] += 1
+    if (short := np.flatnonzero(per_class > counts)).size:
+        c = short[0]
+        raise ParamsError("downstream.label_budgets", f"has {n_labels}: a balanced draw takes {per_class[c]} labels "
+                          f"of class {classes[c]}, which has only {counts[c]} training images")
     picks = [rng.choice(np.flatnonzero(labels == c), size=m, replace=False) for c, m in zip(classes, per_class)]
     return np.sort(np.concatenate(picks))
 

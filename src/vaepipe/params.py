@@ -22,11 +22,18 @@ BINARIZE_MODES = ("dynamic", "none")
 DEVICES = ("auto", "cpu", "cuda")
 LR_SCHEDULES = ("constant", "cosine")
 EMBEDDINGS = ("pca", "tsne")
+# Both datasets have 10 classes; a balanced label draw needs at least one label of each.
+MIN_LABEL_BUDGET = 10
 
 
 def _require(key: str, ok: bool, rule: str) -> None:
     if not ok:
         raise ParamsError(key, rule)
+
+
+def require_at_most(key: str, value: int, available: int, what: str) -> None:
+    """A count in params checked against the data, once the stage has loaded it."""
+    _require(key, value <= available, f"is {value}, but {what} has only {available}")
 
 
 @dataclass(frozen=True)
@@ -97,9 +104,10 @@ class DownstreamParams:
 
     def validate(self, prefix: str) -> None:
         _require(f"{prefix}.knn_neighbors", self.knn_neighbors > 0, "must be > 0")
+        budgets = self.label_budgets
         _require(f"{prefix}.label_budgets",
-                 len(self.label_budgets) > 0 and all(b > 0 for b in self.label_budgets),
-                 "must be a non-empty list of positive label counts")
+                 len(budgets) > 0 and min(budgets) >= MIN_LABEL_BUDGET and len(set(budgets)) == len(budgets),
+                 f"must be a non-empty list of distinct label counts, each >= {MIN_LABEL_BUDGET} (a label per class)")
         _require(f"{prefix}.label_draws", self.label_draws > 0, "must be > 0")
 
 

@@ -15,7 +15,7 @@ from vaepipe.errors import PipelineError
 from vaepipe.gradients import ELBOGradient
 from vaepipe.model import VAE
 from vaepipe.objectives import neg_elbo
-from vaepipe.params import TrainParams
+from vaepipe.params import TrainParams, require_at_most
 from vaepipe.runtime import generator
 
 EVAL_BATCH = 2000
@@ -36,6 +36,7 @@ def split_train_val(images: torch.Tensor, val_size: int, seed: int, train_subset
                             f"{len(images)} images")
     order = torch.randperm(len(images), generator=generator(torch.device("cpu"), seed))
     val, train = images[order[:val_size]], images[order[val_size:]]
+    require_at_most("train.train_subset", train_subset, len(train), "the training split (after validation)")
     if train_subset:
         train = train[:train_subset]
     return train, val
