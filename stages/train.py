@@ -7,6 +7,7 @@ and moved onto metrics/train only when training has finished, so a failed run le
 """
 
 import dataclasses
+from pathlib import Path
 
 import torch
 from dvclive import Live
@@ -14,7 +15,7 @@ from dvclive import Live
 from vaepipe.artifacts import replace_dir, save_weights
 from vaepipe.checkpoint import Checkpoint, fingerprint
 from vaepipe.cli import run_stage
-from vaepipe.data import binarize, load_split
+from vaepipe.data import SPLIT_FILES, binarize, load_split
 from vaepipe.model import VAE, VAEConfig
 from vaepipe.params import load_params
 from vaepipe.runtime import generator, make_deterministic, select_device
@@ -39,7 +40,8 @@ def main() -> None:
     print(f"training {config} on {len(train_x)} images ({device}), validating on {len(val_x)}")
     settings = {"dataset": params.dataset, "seed": params.seed, "latent_dim": params.latent_dim,
                 "device": str(device), "train": dataclasses.asdict(params.train)}
-    checkpoint = Checkpoint(CHECKPOINT_PATH, fingerprint(settings))
+    inputs = [Path(__file__), *(Path(DATA_DIR) / name for name in SPLIT_FILES["train"])]
+    checkpoint = Checkpoint(CHECKPOINT_PATH, fingerprint(settings, inputs))
 
     with Live(LIVE_DIR_IN_PROGRESS, dvcyaml=None, save_dvc_exp=False) as live:
         def log_epoch(epoch, train_stats, val_stats):

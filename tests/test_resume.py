@@ -58,10 +58,11 @@ def make_workdir(path: Path, data_dir: Path, **train_overrides) -> Path:
     return path
 
 
-def run_train(workdir: Path, kill: tuple[str, int] | None = None) -> subprocess.CompletedProcess:
-    command = [sys.executable, str(TRAIN_SCRIPT)]
+def run_train(workdir: Path, kill: tuple[str, int] | None = None, script: Path = TRAIN_SCRIPT
+              ) -> subprocess.CompletedProcess:
+    command = [sys.executable, str(script)]
     if kill:
-        command = [sys.executable, "-c", KILLER, kill[0], str(kill[1]), str(TRAIN_SCRIPT)]
+        command = [sys.executable, "-c", KILLER, kill[0], str(kill[1]), str(script)]
     return subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=300)
 
 
@@ -124,3 +125,39 @@ def test_checkpoint_from_other_params_is_not_used(mnist_raw, tmp_path):
     assert "checkpoints/train/state.safetensors was made with other params or code; starting fresh" in done.stdout
     assert "resuming" not in done.stdout
     assert outputs(workdir) == outputs(fresh)
+
+
+def starts_fresh(done: subprocess.CompletedProcess, why: str) -> bool:
+    said = [line for line in done.stdout.splitlines() if line.startswith(f"checkpoints/train/state.safetensors {why}")]
+    return done.returncode == 0 and len(said) == 1 and said[0].endswith("; starting fresh") and "resuming" not in done.stdout
+
+
+def test_checkpoint_from_another_stage_script_is_not_used(reference, mnist_raw, tmp_path):
+    workdir = make_workdir(tmp_path / "repo", mnist_raw)
+    assert run_train(workdir, kill=("step", 3 * STEPS_PER_EPOCH)).returncode == -signal.SIGKILL
+    edited = workdir / "stages" / "train.py"  # the same name: only the content differs
+    edited.parent.mkdir()
+    edited.write_text(TRAIN_SCRIPT.read_text() + "# an edit to the stage script\n")
+    assert starts_fresh(run_train(workdir, script=edited), "was made with other params or code")
+    assert outputs(workdir) == reference
+
+
+def test_checkpoint_from_other_training_data_is_not_used(mnist_raw, tmp_path):
+    workdir = make_workdir(tmp_path / "repo", mnist_raw)
+    (workdir / "data" / "raw").unlink()
+    shutil.copytree(mnist_raw, workdir / "data" / "raw")
+    assert run_train(workdir, kill=("step", 3 * STEPS_PER_EPOCH)).returncode == -signal.SIGKILL
+    images = workdir / "data" / "raw" / "train-images-idx3-ubyte"
+    pixels = bytearray(images.read_bytes())
+    pixels[-1] ^= 0xFF  # one pixel of the last training image: a valid file, other data
+    images.write_bytes(bytes(pixels))
+    assert starts_fresh(run_train(workdir), "was made with other params or code")
+
+
+def test_unreadable_checkpoint_is_not_used(reference, mnist_raw, tmp_path):
+    workdir = make_workdir(tmp_path / "repo", mnist_raw)
+    assert run_train(workdir, kill=("step", 3 * STEPS_PER_EPOCH)).returncode == -signal.SIGKILL
+    checkpoint = workdir / CHECKPOINT
+    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])  # as if the disk had lost its end
+    assert starts_fresh(run_train(workdir), "is unreadable")
+    assert outputs(workdir) == reference

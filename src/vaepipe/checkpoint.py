@@ -1,14 +1,16 @@
 """A resumable training state, written atomically at the end of every epoch.
 
 DVC 3 has no checkpoints and deletes a stage's outputs before re-running it, so the checkpoint lives
-outside the train stage's outputs. It is tied to a fingerprint of the params and of this package's
-source: a checkpoint from other params or other code is ignored, never resumed from.
+outside the train stage's outputs. It is tied to a fingerprint of the params, this package's source,
+the stage script and the training data: a checkpoint from other params, code or data is ignored,
+never resumed from.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
@@ -19,13 +21,14 @@ from vaepipe.artifacts import load_tensors, save_tensors
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
-def fingerprint(settings: dict) -> str:
-    """sha256 of the settings that determine training (JSON-able) and of every vaepipe source file."""
+def fingerprint(settings: dict, inputs: Iterable[Path] = ()) -> str:
+    """sha256 of the settings that determine training (JSON-able), the torch version, every vaepipe source
+    file and the `inputs` (the stage script, the data): a change to any of them makes a new fingerprint."""
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     digest.update(torch.__version__.encode())
-    for source in sorted(PACKAGE_DIR.glob("*.py")):
-        digest.update(source.name.encode())
-        digest.update(source.read_bytes())
+    for path in [*sorted(PACKAGE_DIR.glob("*.py")), *inputs]:
+        digest.update(path.name.encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
 
 
