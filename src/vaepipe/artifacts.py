@@ -2,7 +2,8 @@
 
 A stage that dies half-way must leave the previous good file, never a truncated one: each
 writer writes a temporary file in the same directory and renames it over the target. A stage with
-several outputs writes them inside `all_or_nothing()`, so failing on one leaves all as they were.
+several outputs writes them inside `all_or_nothing()`: the renames happen only once every file is
+written, and a rename that fails puts back the files the earlier renames replaced.
 """
 
 from __future__ import annotations
@@ -55,15 +56,50 @@ def all_or_nothing() -> Iterator[None]:
     token = _pending.set(pending)
     try:
         yield
-        for tmp, target in pending:
-            try:
-                os.replace(tmp, target)
-            except OSError as exc:
-                raise _cannot_write(target, exc) from None
+        _rename_all(pending)
     finally:
         _pending.reset(token)
         for tmp, _ in pending:
             tmp.unlink(missing_ok=True)
+
+
+def _rename_all(pending: list[tuple[Path, Path]]) -> None:
+    """Rename every temporary file onto its target; if one rename fails, put back what the earlier ones replaced.
+
+    Each target's previous file is kept under a hard link until all renames are done. Only a crash
+    between two renames (microseconds) can leave some targets new and others old, each of them whole.
+    """
+    done: list[tuple[Path, Path | None]] = []  # (target, link to its previous file, if it had one)
+    try:
+        for tmp, target in pending:
+            done.append((target, _keep_previous(target, tmp.with_suffix(".previous.tmp"))))
+            os.replace(tmp, target)
+    except OSError as exc:
+        for earlier, previous in reversed(done):
+            if previous is not None:
+                os.replace(previous, earlier)
+            elif earlier != target:
+                earlier.unlink(missing_ok=True)
+        raise _cannot_write(target, exc) from None
+    finally:
+        for _, previous in done:
+            if previous is not None:
+                previous.unlink(missing_ok=True)
+
+
+def _keep_previous(target: Path, keep: Path) -> Path | None:
+    """Hard-link `target`'s current file to `keep` (copy it where links are not supported); None if there is none."""
+    if not target.is_file():
+        return None
+    try:
+        os.link(target, keep)
+    except OSError:
+        try:
+            shutil.copy2(target, keep)
+        except OSError:
+            keep.unlink(missing_ok=True)
+            raise
+    return keep
 
 
 @contextlib.contextmanager
