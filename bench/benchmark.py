@@ -33,9 +33,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "src"))
 sys.path.insert(0, str(REPO_ROOT / "bench"))
 
-from vaepipe.data import binarize, load_split  # noqa: E402
+from vaepipe.data import binarized_once, load_split  # noqa: E402
 from vaepipe.errors import PipelineError  # noqa: E402
-from vaepipe.evaluation import TEST_BINARIZATION_SEED, likelihood_bounds  # noqa: E402
+from vaepipe.evaluation import likelihood_bounds  # noqa: E402
 from vaepipe.model import VAE, VAEConfig  # noqa: E402
 from vaepipe.params import TrainParams  # noqa: E402
 from vaepipe.runtime import generator, make_deterministic, select_device  # noqa: E402
@@ -120,7 +120,7 @@ def measure_eval(data_dir: Path, device: torch.device, n_images: int, k: int) ->
     """The importance-sampled NLL of the evaluate stage, on an untrained canonical-size model."""
     make_deterministic(SEED)
     images, _ = load_split(data_dir, "test")
-    x = binarize(images[:n_images], "dynamic", generator(torch.device("cpu"), TEST_BINARIZATION_SEED)).to(device)
+    x = binarized_once(images[:n_images], "dynamic").to(device)
     model = VAE(CANONICAL).to(device)
     likelihood_bounds(model, x[:8], k=64, gen=generator(device, SEED))  # compile the fused kernel first
     start = time.perf_counter()

@@ -4,8 +4,8 @@ import torch
 
 from vaepipe.artifacts import all_or_nothing, write_json
 from vaepipe.cli import run_stage
-from vaepipe.data import binarize, IMAGE_PIXELS, load_split
-from vaepipe.evaluation import TEST_BINARIZATION_SEED, active_units, likelihood_bounds
+from vaepipe.data import IMAGE_PIXELS, binarized_once, load_split
+from vaepipe.evaluation import active_units, likelihood_bounds
 from vaepipe.latent import decode_probs, encode_means
 from vaepipe.model import load_model
 from vaepipe.objectives import nats_to_bits_per_dim
@@ -30,7 +30,7 @@ def main() -> None:
         images = images[: params.evaluate.test_subset]
     require_at_most("evaluate.n_reconstructions", params.evaluate.n_reconstructions, len(images),
                     "the evaluated test set")
-    x = binarize(images, params.train.binarize, generator(torch.device("cpu"), TEST_BINARIZATION_SEED)).to(device)
+    x = binarized_once(images, params.train.binarize).to(device)
 
     bounds = likelihood_bounds(model, x, params.evaluate.k, generator(device, params.seed))
     test_nll = bounds.nll.mean().item()

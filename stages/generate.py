@@ -37,7 +37,7 @@ def main() -> None:
         z = torch.randn(gp.n_samples, params.latent_dim, generator=gen)
         save_grid(decode_probs(model, z.to(device)), int(gp.n_samples ** 0.5), f"{OUT_DIR}/samples.png")
 
-        codes = encode_means(model, images.to(device))
+        codes = encode_means(model, images.to(device))  # grey images: see vaepipe.latent.encode_means
         pairs = torch.randperm(len(images), generator=gen)[: 2 * gp.n_interpolations].view(2, -1)
         path = interpolate(codes[pairs[0]], codes[pairs[1]], gp.interpolation_steps)
         save_grid(decode_probs(model, path.to(device)), gp.interpolation_steps, f"{OUT_DIR}/interpolations.png")

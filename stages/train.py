@@ -9,17 +9,16 @@ and moved onto metrics/train only when training has finished, so a failed run le
 import dataclasses
 from pathlib import Path
 
-import torch
 from dvclive import Live
 
 from vaepipe.artifacts import replace_dir, save_weights
 from vaepipe.checkpoint import Checkpoint, fingerprint
 from vaepipe.cli import run_stage
-from vaepipe.data import SPLIT_FILES, binarize, load_split
+from vaepipe.data import SPLIT_FILES, binarized_once, load_split
 from vaepipe.model import VAE, VAEConfig
 from vaepipe.params import load_params
-from vaepipe.runtime import generator, make_deterministic, select_device
-from vaepipe.training import VAL_BINARIZATION_SEED, split_train_val, train
+from vaepipe.runtime import make_deterministic, select_device
+from vaepipe.training import split_train_val, train
 
 DATA_DIR = "data/raw"
 LIVE_DIR = "metrics/train"
@@ -34,12 +33,14 @@ def main() -> None:
     device = select_device(params.device)
     images, _ = load_split(DATA_DIR, "train")
     train_x, val_x = split_train_val(images, params.train.val_size, params.seed, params.train.train_subset)
-    val_x = binarize(val_x, params.train.binarize, generator(torch.device("cpu"), VAL_BINARIZATION_SEED))
+    # Binarised once, so every epoch is scored on the same bits.
+    val_x = binarized_once(val_x, params.train.binarize)
     config = VAEConfig(arch=params.train.arch, latent_dim=params.latent_dim, hidden=params.train.hidden)
     model = VAE(config).to(device)
     print(f"training {config} on {len(train_x)} images ({device}), validating on {len(val_x)}")
-    settings = {"dataset": params.dataset, "seed": params.seed, "latent_dim": params.latent_dim,
-                "device": str(device), "train": dataclasses.asdict(params.train)}
+    # The dataset enters the fingerprint through its files (`inputs`).
+    settings = {"seed": params.seed, "latent_dim": params.latent_dim, "device": str(device),
+                "train": dataclasses.asdict(params.train)}
     inputs = [Path(__file__), *(Path(DATA_DIR) / name for name in SPLIT_FILES["train"])]
     checkpoint = Checkpoint(CHECKPOINT_PATH, fingerprint(settings, inputs))
 

@@ -25,13 +25,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "src"))
 
 from vaepipe.artifacts import write_json  # noqa: E402
-from vaepipe.data import binarize, load_split  # noqa: E402
+from vaepipe.data import binarized_once, load_split  # noqa: E402
 from vaepipe.evaluation import active_units, likelihood_bounds  # noqa: E402
 from vaepipe.latent import encode_means  # noqa: E402
 from vaepipe.model import VAE, VAEConfig  # noqa: E402
 from vaepipe.params import parse_params  # noqa: E402
 from vaepipe.runtime import generator, make_deterministic, select_device  # noqa: E402
-from vaepipe.training import VAL_BINARIZATION_SEED, split_train_val, train  # noqa: E402
+from vaepipe.training import split_train_val, train  # noqa: E402
 
 
 def with_override(raw: dict, dotted: str, value: object) -> dict:
@@ -50,7 +50,7 @@ def score_candidate(raw: dict, data_dir: Path, k: int) -> dict:
     device = select_device(params.device)
     images, _ = load_split(data_dir, "train")
     train_x, val_x = split_train_val(images, params.train.val_size, params.seed, params.train.train_subset)
-    val_x = binarize(val_x, params.train.binarize, generator(torch.device("cpu"), VAL_BINARIZATION_SEED))
+    val_x = binarized_once(val_x, params.train.binarize)
     model = VAE(VAEConfig(arch=params.train.arch, latent_dim=params.latent_dim, hidden=params.train.hidden)).to(device)
     start = time.perf_counter()
     train(model, train_x.to(device), val_x.to(device), params.train, params.seed, lambda *_: None)

@@ -3,12 +3,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import runpy
+import shutil
 from pathlib import Path
 
 import pytest
+import torch
+import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+STAGES = REPO_ROOT / "stages"
 
 
 def mirror_dir() -> Path | None:
@@ -38,3 +44,60 @@ def mnist_raw(mnist_mirror, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("mnist-raw")
     download("mnist", out, str(mnist_mirror))
     return out
+
+
+# A whole pipeline run in seconds: the stages on real MNIST with these params.
+TINY = {
+    "latent_dim": 4,
+    "train.hidden": [32],
+    "train.epochs": 1,
+    "train.train_subset": 500,
+    "train.val_size": 200,
+    "evaluate.k": 5,
+    "evaluate.test_subset": 100,
+    "evaluate.n_reconstructions": 4,
+    "generate.n_samples": 4,
+    "generate.n_interpolations": 2,
+    "generate.interpolation_steps": 3,
+    "downstream.label_budgets": [20],
+    "downstream.label_draws": 1,
+}
+
+def set_key(params: dict, dotted: str, value: object) -> None:
+    *sections, key = dotted.split(".")
+    for section in sections:
+        params = params[section]
+    params[key] = value
+
+
+@contextlib.contextmanager
+def torch_state_kept():
+    """Stages switch deterministic algorithms on and reseed torch; keep that from leaking into other tests."""
+    deterministic, rng = torch.are_deterministic_algorithms_enabled(), torch.get_rng_state()
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(deterministic)
+        torch.set_rng_state(rng)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, mnist_raw) -> Path:
+    """A working directory after one good run of every stage, with tiny params (`TINY`)."""
+    root = tmp_path_factory.mktemp("tiny-run") / "repo"
+    shutil.copytree(mnist_raw, root / "data" / "raw", copy_function=os.link)
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    for dotted, value in TINY.items():
+        set_key(params, dotted, value)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        for stage in ("train", "evaluate", "generate", "downstream"):
+            run_stage_script(stage)
+    return root
+
+
+def run_stage_script(stage: str) -> None:
+    """Run stages/<stage>.py in this process, in the current directory, as `python stages/<stage>.py` would."""
+    with torch_state_kept():
+        runpy.run_path(str(STAGES / f"{stage}.py"), run_name="__main__")

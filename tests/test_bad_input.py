@@ -13,7 +13,6 @@ import gzip
 import os
 import pickle
 import re
-import runpy
 import shutil
 import socket
 import struct
@@ -27,28 +26,12 @@ import torch
 import yaml
 from safetensors.torch import save_file
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, STAGES, run_stage_script, set_key
 from vaepipe import data
 from vaepipe.artifacts import save_weights
 from vaepipe.cli import EXIT_USER_ERROR
 from vaepipe.model import VAE, VAEConfig
 
-STAGES = REPO_ROOT / "stages"
-TINY = {
-    "latent_dim": 4,
-    "train.hidden": [32],
-    "train.epochs": 1,
-    "train.train_subset": 500,
-    "train.val_size": 200,
-    "evaluate.k": 5,
-    "evaluate.test_subset": 100,
-    "evaluate.n_reconstructions": 4,
-    "generate.n_samples": 4,
-    "generate.n_interpolations": 2,
-    "generate.interpolation_steps": 3,
-    "downstream.label_budgets": [20],
-    "downstream.label_draws": 1,
-}
 CONFIG = VAEConfig(arch="mlp", latent_dim=4, hidden=(32,))
 MODEL = "models/vae.safetensors"
 UNREADABLE_MODEL = re.compile(rf"{re.escape(MODEL)}: not a readable vaepipe model file \(.+\)")
@@ -57,13 +40,6 @@ LABELS = "t10k-labels-idx1-ubyte"
 UNREACHABLE = "http://127.0.0.1:9/"
 # tqdm redraws the train stage's progress bar on stderr; its frames are not error lines.
 PROGRESS_FRAME = re.compile(r"train: +\d+%\|")
-
-
-def set_key(params: dict, dotted: str, value: object) -> None:
-    *sections, key = dotted.split(".")
-    for section in sections:
-        params = params[section]
-    params[key] = value
 
 
 def edit_params(changes: dict[str, object]) -> None:
@@ -79,17 +55,6 @@ def replace_file(path: str | Path, content: bytes) -> None:
     Path(path).write_bytes(content)
 
 
-@contextlib.contextmanager
-def torch_state_kept():
-    """Stages switch deterministic algorithms on and reseed torch; keep that from leaking into other tests."""
-    deterministic, rng = torch.are_deterministic_algorithms_enabled(), torch.get_rng_state()
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(deterministic)
-        torch.set_rng_state(rng)
-
-
 def link_idx_files(src: str, dst: str) -> None:
     if Path(src).parent.name == "raw":
         os.link(src, dst)
@@ -97,27 +62,11 @@ def link_idx_files(src: str, dst: str) -> None:
         shutil.copy2(src, dst)
 
 
-@pytest.fixture(scope="module")
-def good(tmp_path_factory, mnist_raw) -> Path:
-    """A working directory after one good run of every stage, with tiny params."""
-    root = tmp_path_factory.mktemp("bad-input") / "good"
-    shutil.copytree(mnist_raw, root / "data" / "raw", copy_function=os.link)
-    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
-    for dotted, value in TINY.items():
-        set_key(params, dotted, value)
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    with pytest.MonkeyPatch.context() as mp, torch_state_kept():
-        mp.chdir(root)
-        for stage in ("train", "evaluate", "generate", "downstream"):
-            runpy.run_path(str(STAGES / f"{stage}.py"), run_name="__main__")
-    return root
-
-
 @pytest.fixture
-def work(good, tmp_path, monkeypatch) -> Path:
+def work(tiny_run, tmp_path, monkeypatch) -> Path:
     """A fresh copy of the good working directory, made the current directory."""
     root = tmp_path / "work"
-    shutil.copytree(good, root, copy_function=link_idx_files)
+    shutil.copytree(tiny_run, root, copy_function=link_idx_files)
     monkeypatch.chdir(root)
     return root
 
@@ -142,8 +91,8 @@ def snapshot(root: Path, stage: str) -> dict[str, tuple[int, bytes]]:
 
 def run_in_process(stage: str, capsys) -> tuple[int, str]:
     capsys.readouterr()
-    with torch_state_kept(), pytest.raises(SystemExit) as exited:
-        runpy.run_path(str(STAGES / f"{stage}.py"), run_name="__main__")
+    with pytest.raises(SystemExit) as exited:
+        run_stage_script(stage)
     return exited.value.code, capsys.readouterr().err
 
 

@@ -1,8 +1,15 @@
+import os
+import shutil
+
 import numpy as np
 import pytest
 import torch
 
-from vaepipe.downstream import balanced_draw, fit_and_score, label_efficiency
+import vaepipe.latent
+from conftest import run_stage_script
+from vaepipe.data import load_split
+
+from vaepipe.downstream import balanced_draw, chosen_on_validation, fit_and_score, label_efficiency
 from vaepipe.latent import embed_2d, interpolate, manifold_grid
 
 
@@ -47,16 +54,41 @@ def separable(n, rng):
 def test_probes_separate_separable_codes_and_fail_on_noise():
     rng = np.random.default_rng(0)
     (train_x, train_y), (test_x, test_y) = separable(600, rng), separable(300, rng)
-    scores = fit_and_score(train_x, train_y, test_x, test_y, knn_neighbors=5, seed=0)
+    scores = fit_and_score(train_x, train_y, {"test": (test_x, test_y)}, knn_neighbors=5, seed=0)
     assert set(scores) == {"logreg", "knn"}
-    assert all(acc > 0.97 for acc, _ in scores.values())
-    noise = fit_and_score(rng.normal(size=(600, 2)), train_y, rng.normal(size=(300, 2)), test_y, 5, 0)
-    assert all(acc < 0.5 for acc, _ in noise.values())
+    assert all(per_set["test"][0] > 0.97 for per_set in scores.values())
+    noise = fit_and_score(rng.normal(size=(600, 2)), train_y, {"test": (rng.normal(size=(300, 2)), test_y)}, 5, 0)
+    assert all(per_set["test"][0] < 0.5 for per_set in noise.values())
 
 
 def test_label_efficiency_is_seeded():
     rng = np.random.default_rng(1)
     (train_x, train_y), (test_x, test_y) = separable(600, rng), separable(300, rng)
-    a = label_efficiency(train_x, train_y, test_x, test_y, budget=9, draws=3, knn_neighbors=5, seed=7)
-    b = label_efficiency(train_x, train_y, test_x, test_y, budget=9, draws=3, knn_neighbors=5, seed=7)
-    assert a == b and 0.5 < a["logreg"] <= 1.0
+    sets = {"val": (train_x[:100], train_y[:100]), "test": (test_x, test_y)}
+    a = label_efficiency(train_x, train_y, sets, budget=9, draws=3, knn_neighbors=5, seed=7)
+    b = label_efficiency(train_x, train_y, sets, budget=9, draws=3, knn_neighbors=5, seed=7)
+    assert a == b and 0.5 < a["logreg"]["test"] <= 1.0 and set(a["knn"]) == {"val", "test"}
+
+
+def test_the_probe_is_chosen_on_validation_and_only_scored_on_test():
+    accuracies = {"logreg": {"val": 0.91, "test": 0.80}, "knn": {"val": 0.90, "test": 0.95}}
+    chosen, metrics = chosen_on_validation(accuracies, "_100_labels")
+    assert chosen == "logreg" and metrics["accuracy_100_labels"] == 0.80  # not the better test number
+    assert metrics["knn_accuracy_100_labels"] == 0.95 and metrics["knn_val_accuracy_100_labels"] == 0.90
+
+
+@pytest.mark.parametrize("stage", ["generate", "downstream"])
+def test_codes_are_those_of_the_grey_images(stage, tiny_run, tmp_path, monkeypatch):
+    """The representation is of the digit, not of one binarisation of it (see encode_means); the tiny run
+    trains with `train.binarize: dynamic`."""
+    shutil.copytree(tiny_run, tmp_path / "repo", copy_function=os.link)
+    monkeypatch.chdir(tmp_path / "repo")
+    encode, seen = vaepipe.latent.encode_means, []
+
+    def recording_encode(model, x):
+        seen.append(x)
+        return encode(model, x)
+    monkeypatch.setattr(vaepipe.latent, "encode_means", recording_encode)
+    run_stage_script(stage)
+    grey = {split: load_split("data/raw", split)[0] for split in ("train", "test")}
+    assert seen and all(any(torch.equal(x, images) for images in grey.values()) for x in seen)

@@ -32,11 +32,14 @@ def test_reparameterization_uses_the_given_noise():
     assert z.tolist() == [[3.0, -1.0]]
 
 
-def test_auto_device_and_missing_cuda():
-    expected = "cuda" if torch.cuda.is_available() else "cpu"
-    assert select_device("auto").type == expected
-    assert select_device("cpu").type == "cpu"
-    if not torch.cuda.is_available():
+@pytest.mark.parametrize("gpu", [True, False])
+def test_auto_device_follows_cuda_and_missing_cuda_is_refused(monkeypatch, gpu):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
+    assert select_device("auto") == torch.device("cuda" if gpu else "cpu")
+    assert select_device("cpu") == torch.device("cpu")
+    if gpu:
+        assert select_device("cuda") == torch.device("cuda")
+    else:
         with pytest.raises(PipelineError, match="`device` is cuda but no CUDA GPU is available"):
             select_device("cuda")
 

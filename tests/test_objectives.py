@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+from torch.distributions import Bernoulli, Normal, kl_divergence
 
 from vaepipe.evaluation import active_units, likelihood_bounds
 from vaepipe.model import VAE, VAEConfig
@@ -15,12 +16,22 @@ def test_kl_is_zero_at_prior_and_positive_elsewhere():
     assert gaussian_kl(torch.zeros(3, 8), torch.zeros(3, 8)).abs().max() < 1e-6
 
 
+def test_kl_and_log_density_match_torch_distributions():
+    gen = torch.Generator().manual_seed(0)
+    mu, logvar = torch.randn(50, 6, generator=gen), torch.randn(50, 6, generator=gen)
+    posterior = Normal(mu, torch.exp(0.5 * logvar))
+    reference = kl_divergence(posterior, Normal(0.0, 1.0)).sum(-1)
+    assert torch.allclose(gaussian_kl(mu, logvar), reference, rtol=1e-5, atol=1e-5)
+    z = torch.randn(50, 6, generator=gen)
+    assert torch.allclose(log_normal(z, mu, logvar), posterior.log_prob(z).sum(-1), rtol=1e-5, atol=1e-4)
+
+
 def test_kl_closed_form_matches_monte_carlo():
     gen = torch.Generator().manual_seed(0)
     mu, logvar = torch.tensor([[0.5, -1.0, 2.0]]), torch.tensor([[0.2, -0.7, 0.0]])
-    z = mu + torch.randn(400_000, 3, generator=gen) * torch.exp(0.5 * logvar)
-    zeros = torch.zeros_like(mu)
-    monte_carlo = (log_normal(z, mu, logvar) - log_normal(z, zeros, zeros)).mean()
+    posterior = Normal(mu, torch.exp(0.5 * logvar))
+    z = mu + torch.randn(400_000, 3, generator=gen) * posterior.scale
+    monte_carlo = (posterior.log_prob(z) - Normal(0.0, 1.0).log_prob(z)).sum(-1).mean()
     assert monte_carlo.item() == pytest.approx(gaussian_kl(mu, logvar).item(), rel=0.01)
 
 
@@ -32,14 +43,24 @@ def test_bernoulli_nll_matches_explicit_formula():
     assert bernoulli_nll(logits, x).item() == pytest.approx(expected.item(), rel=1e-6)
 
 
+def test_bernoulli_nll_matches_torch_distributions_even_for_large_logits():
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(64, 784, generator=gen) * 30  # saturated sigmoids, where a naive log(p) underflows
+    x = torch.rand(64, 784, generator=gen).round()
+    reference = -Bernoulli(logits=logits).log_prob(x).sum(-1)
+    assert torch.allclose(bernoulli_nll(logits, x), reference, rtol=1e-5)
+
+
 def test_neg_elbo_weights_kl_by_beta():
     gen = torch.Generator().manual_seed(0)
     logits, x = torch.randn(4, 10, generator=gen), torch.rand(4, 10, generator=gen).round()
     mu, logvar = torch.randn(4, 3, generator=gen), torch.randn(4, 3, generator=gen)
-    loss1, recon, kl = neg_elbo(logits, x, mu, logvar, beta=1.0)
-    loss4, _, _ = neg_elbo(logits, x, mu, logvar, beta=4.0)
-    assert loss1.item() == pytest.approx((recon + kl).item())
-    assert loss4.item() == pytest.approx((recon + 4 * kl).item())
+    recon = -Bernoulli(logits=logits).log_prob(x).sum(-1).mean()
+    kl = kl_divergence(Normal(mu, torch.exp(0.5 * logvar)), Normal(0.0, 1.0)).sum(-1).mean()
+    for beta in (1.0, 4.0):
+        loss, loss_recon, loss_kl = neg_elbo(logits, x, mu, logvar, beta=beta)
+        assert (loss_recon.item(), loss_kl.item()) == pytest.approx((recon.item(), kl.item()), rel=1e-5)
+        assert loss.item() == pytest.approx((recon + beta * kl).item(), rel=1e-5)
 
 
 def test_bits_per_dim():

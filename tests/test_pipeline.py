@@ -79,16 +79,21 @@ def test_metrics_are_complete_and_sane(repo):
             "n_test"} <= set(evaluate)
     assert evaluate["k"] == 50 and evaluate["n_test"] == 1000
     assert 60 < evaluate["test_nll"] <= evaluate["test_neg_elbo"] < 300
-    assert evaluate["test_neg_elbo"] == pytest.approx(evaluate["test_recon"] + evaluate["test_kl"], rel=1e-5)
     assert 0 < evaluate["test_bpd"] < 1 and 1 <= evaluate["active_units"] <= 2
 
     downstream = json.loads((root / "metrics/downstream.json").read_text())
-    for key in ("accuracy", "logreg_accuracy", "knn_accuracy", "accuracy_100_labels", "accuracy_1000_labels"):
+    for key in ("accuracy", "logreg_accuracy", "knn_accuracy", "accuracy_100_labels", "accuracy_1000_labels",
+                "logreg_val_accuracy", "knn_val_accuracy"):
         assert 0.2 < downstream[key] <= 1.0, key  # chance is 0.1
-    assert downstream["accuracy"] == max(downstream["logreg_accuracy"], downstream["knn_accuracy"])
+    for suffix in ("", "_100_labels", "_1000_labels"):  # the probe with the better validation accuracy
+        chosen = max(("logreg", "knn"), key=lambda probe: downstream[f"{probe}_val_accuracy{suffix}"])
+        assert downstream[f"accuracy{suffix}"] == downstream[f"{chosen}_accuracy{suffix}"], suffix
 
     train = json.loads((root / "metrics/train/metrics.json").read_text())
-    assert train["step"] == 2 and train["val"]["neg_elbo"] > 0
+    assert train["step"] == 2
+    # Two independent computations of the same quantity on two samples of MNIST digits: the train stage's
+    # validation -ELBO (one z sample) and the evaluate stage's test -ELBO (k samples) agree within a few nats.
+    assert abs(train["val"]["neg_elbo"] - evaluate["test_neg_elbo"]) < 5
     curve = (root / "metrics/train/plots/metrics/val/neg_elbo.tsv").read_text().splitlines()
     assert [line.split("\t")[0] for line in curve] == ["step", "1", "2"]  # one row per epoch
 

@@ -22,7 +22,7 @@ import torch
 from torchvision.datasets.mnist import read_image_file, read_label_file
 
 from vaepipe.artifacts import write_bytes
-from vaepipe.errors import DataError
+from vaepipe.errors import DataError, ParamsError
 
 MIRROR_ENV = "VAE_DATA_MIRROR"
 IMAGE_SIDE = 28
@@ -191,9 +191,28 @@ def load_split(data_dir: str | Path, split: str) -> tuple[torch.Tensor, torch.Te
     return images.reshape(len(images), IMAGE_PIXELS).float().div_(255), labels
 
 
+def train_val_indices(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices of the training and validation parts of the n training images: a seeded random hold-out of
+    `val_size`. Training, model selection and the probes all use this one split."""
+    if val_size >= n:
+        raise ParamsError("train.val_size", f"is {val_size} but the training set has only {n} images")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return order[val_size:], order[:val_size]
+
+
 def binarize(x: torch.Tensor, mode: str, gen: torch.Generator) -> torch.Tensor:
     """`dynamic`: each pixel ~ Bernoulli(grey level), freshly drawn every call; `none`: grey targets."""
     return torch.bernoulli(x, generator=gen) if mode == "dynamic" else x
+
+
+# Whatever params say, so that numbers and codes compare across runs and experiments.
+FIXED_BINARIZATION_SEED = 0
+
+
+def binarized_once(x: torch.Tensor, mode: str) -> torch.Tensor:
+    """The images as the likelihood scores them (`train.binarize`), binarised once with a fixed seed: the
+    validation curves, the test-set likelihood and the studies all score the same bits every time."""
+    return binarize(x, mode, torch.Generator().manual_seed(FIXED_BINARIZATION_SEED))
 
 
 def mirror_from_env() -> str | None:

@@ -1,4 +1,8 @@
-"""Classifiers fitted on latent codes: how much label information the unsupervised codes carry."""
+"""Classifiers fitted on latent codes: how much label information the unsupervised codes carry.
+
+Probes are fitted on the training split and chosen by their accuracy on the validation split; the
+test accuracy is reported for the chosen probe (and, for reference, for each probe), never used to choose.
+"""
 
 from __future__ import annotations
 
@@ -32,22 +36,41 @@ def balanced_draw(labels: np.ndarray, n_labels: int, rng: np.random.Generator) -
     return np.sort(np.concatenate(picks))
 
 
-def fit_and_score(train_x, train_y, test_x, test_y, knn_neighbors: int, seed: int) -> dict[str, tuple[float, np.ndarray]]:
-    """Accuracy and test predictions of each probe fitted on (train_x, train_y)."""
+def fit_and_score(train_x, train_y, eval_sets: dict[str, tuple[np.ndarray, np.ndarray]], knn_neighbors: int,
+                  seed: int) -> dict[str, dict[str, tuple[float, np.ndarray]]]:
+    """Each probe fitted on (train_x, train_y): its accuracy and predictions on every (x, y) evaluation set,
+    as {probe: {set name: (accuracy, predictions)}}."""
     results = {}
     for name, clf in classifiers(min(knn_neighbors, len(train_y)), seed).items():
-        predicted = clf.fit(train_x, train_y).predict(test_x)
-        results[name] = (float(np.mean(predicted == test_y)), predicted)
+        clf.fit(train_x, train_y)
+        results[name] = {}
+        for set_name, (x, y) in eval_sets.items():
+            predicted = clf.predict(x)
+            results[name][set_name] = (float(np.mean(predicted == y)), predicted)
     return results
 
 
-def label_efficiency(train_x, train_y, test_x, test_y, budget: int, draws: int, knn_neighbors: int,
-                     seed: int) -> dict[str, float]:
-    """Mean test accuracy of each probe over `draws` balanced, seeded draws of `budget` training labels."""
+def label_efficiency(train_x, train_y, eval_sets: dict[str, tuple[np.ndarray, np.ndarray]], budget: int,
+                     draws: int, knn_neighbors: int, seed: int) -> dict[str, dict[str, float]]:
+    """Mean accuracy of each probe on each evaluation set over `draws` balanced, seeded draws of `budget`
+    training labels, as {probe: {set name: accuracy}}."""
     rng = np.random.default_rng(seed)
-    scores: dict[str, list[float]] = {}
+    scores: dict[str, dict[str, list[float]]] = {}
     for _ in range(draws):
         idx = balanced_draw(train_y, budget, rng)
-        for name, (acc, _) in fit_and_score(train_x[idx], train_y[idx], test_x, test_y, knn_neighbors, seed).items():
-            scores.setdefault(name, []).append(acc)
-    return {name: float(np.mean(accs)) for name, accs in scores.items()}
+        for name, per_set in fit_and_score(train_x[idx], train_y[idx], eval_sets, knn_neighbors, seed).items():
+            for set_name, (acc, _) in per_set.items():
+                scores.setdefault(name, {}).setdefault(set_name, []).append(acc)
+    return {name: {set_name: float(np.mean(accs)) for set_name, accs in per_set.items()}
+            for name, per_set in scores.items()}
+
+
+def chosen_on_validation(accuracies: dict[str, dict[str, float]], suffix: str = "") -> tuple[str, dict[str, float]]:
+    """The probe with the best `val` accuracy, and the metrics: `accuracy<suffix>` (the chosen probe's test
+    accuracy), and each probe's `<probe>_accuracy<suffix>` (test) and `<probe>_val_accuracy<suffix>`."""
+    chosen = max(accuracies, key=lambda name: accuracies[name]["val"])
+    metrics = {f"accuracy{suffix}": accuracies[chosen]["test"]}
+    for name, per_set in accuracies.items():
+        metrics[f"{name}_accuracy{suffix}"] = per_set["test"]
+        metrics[f"{name}_val_accuracy{suffix}"] = per_set["val"]
+    return chosen, metrics

@@ -11,6 +11,7 @@ from torch import nn
 from tqdm import tqdm
 
 from vaepipe.checkpoint import Checkpoint
+from vaepipe.data import train_val_indices
 from vaepipe.errors import PipelineError
 from vaepipe.gradients import ELBOGradient
 from vaepipe.model import VAE
@@ -19,8 +20,6 @@ from vaepipe.params import TrainParams, require_at_most
 from vaepipe.runtime import generator
 
 EVAL_BATCH = 2000
-# The validation targets are binarised once, so every epoch (and every candidate setting) is scored on the same bits.
-VAL_BINARIZATION_SEED = 0
 ALIGN_FLOATS = 16  # 64 bytes
 
 
@@ -30,12 +29,9 @@ class TrainingError(PipelineError):
 
 def split_train_val(images: torch.Tensor, val_size: int, seed: int, train_subset: int = 0
                     ) -> tuple[torch.Tensor, torch.Tensor]:
-    """A seeded random hold-out of `val_size` images; `train_subset` > 0 keeps only that many for training."""
-    if val_size >= len(images):
-        raise PipelineError(f"params.yaml: `train.val_size` is {val_size} but the training set has only "
-                            f"{len(images)} images")
-    order = torch.randperm(len(images), generator=generator(torch.device("cpu"), seed))
-    val, train = images[order[:val_size]], images[order[val_size:]]
+    """The training and validation images (`train_val_indices`); `train_subset` > 0 keeps only that many for training."""
+    train_idx, val_idx = train_val_indices(len(images), val_size, seed)
+    val, train = images[val_idx], images[train_idx]
     require_at_most("train.train_subset", train_subset, len(train), "the training split (after validation)")
     if train_subset:
         train = train[:train_subset]
