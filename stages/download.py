@@ -1,16 +1,19 @@
-"""Stage `download`: the four IDX files of `dataset`, verified by md5, into data/raw/."""
+"""Stage `download`: the four IDX files of `dataset` into data/raw/ and those of the out-of-distribution
+dataset (`anomaly.ood_dataset`) into data/ood/, each verified by md5."""
 
 from vaepipe.cli import run_stage
 from vaepipe.data import download, mirror_from_env
 from vaepipe.params import load_params
 
-OUT_DIR = "data/raw"
+OUT_DIRS = {"data/raw": "dataset", "data/ood": "ood_dataset"}
 
 
 def main() -> None:
     params = load_params()
-    for source in download(params.dataset, OUT_DIR, mirror_from_env()):
-        print(f"{params.dataset}: {source}")
+    for out_dir, which in OUT_DIRS.items():
+        dataset = getattr(params, which)
+        for source in download(dataset, out_dir, mirror_from_env()):
+            print(f"{dataset}: {source}")
 
 
 if __name__ == "__main__":

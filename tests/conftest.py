@@ -46,6 +46,16 @@ def mnist_raw(mnist_mirror, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def fashion_raw(mnist_mirror, tmp_path_factory) -> Path:
+    """The four verified Fashion-MNIST IDX files (the out-of-distribution set of an MNIST model)."""
+    from vaepipe.data import download
+
+    out = tmp_path_factory.mktemp("fashion-raw")
+    download("fashion-mnist", out, str(mnist_mirror))
+    return out
+
+
 # A whole pipeline run in seconds: the stages on real MNIST with these params.
 TINY = {
     "latent_dim": 4,
@@ -61,6 +71,10 @@ TINY = {
     "generate.interpolation_steps": 3,
     "downstream.label_budgets": [20],
     "downstream.label_draws": 1,
+    "anomaly.k": 2,
+    "anomaly.n_fit": 300,
+    "anomaly.n_val": 100,
+    "anomaly.test_subset": 300,
 }
 
 def set_key(params: dict, dotted: str, value: object) -> None:
@@ -82,17 +96,18 @@ def torch_state_kept():
 
 
 @pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory, mnist_raw) -> Path:
+def tiny_run(tmp_path_factory, mnist_raw, fashion_raw) -> Path:
     """A working directory after one good run of every stage, with tiny params (`TINY`)."""
     root = tmp_path_factory.mktemp("tiny-run") / "repo"
     shutil.copytree(mnist_raw, root / "data" / "raw", copy_function=os.link)
+    shutil.copytree(fashion_raw, root / "data" / "ood", copy_function=os.link)
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
     for dotted, value in TINY.items():
         set_key(params, dotted, value)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
-        for stage in ("train", "evaluate", "generate", "downstream"):
+        for stage in ("train", "evaluate", "generate", "downstream", "corrupt", "anomaly"):
             run_stage_script(stage)
     return root
 

@@ -73,9 +73,10 @@ def work(tiny_run, tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture
 def offline(monkeypatch):
-    """The official MNIST sources replaced by a dead local one, so that no download reaches the internet."""
-    spec = data.DATASETS["mnist"]
-    monkeypatch.setitem(data.DATASETS, "mnist", dataclasses.replace(spec, mirrors=(UNREACHABLE,)))
+    """The official sources of both datasets replaced by a dead local one, so that no download reaches the
+    internet."""
+    for name, spec in data.DATASETS.items():
+        monkeypatch.setitem(data.DATASETS, name, dataclasses.replace(spec, mirrors=(UNREACHABLE,)))
 
 
 def snapshot(root: Path, stage: str) -> dict[str, tuple[int, bytes]]:
@@ -267,6 +268,12 @@ BAD_PARAMS = [
     ({"dataset": "cifar10"}, "`dataset` must be one of mnist, fashion-mnist"),
     ({"train.arch": "cnn"}, "`train.arch` must be one of mlp"),
     ({"device": "tpu"}, "`device` must be one of auto, cpu, cuda"),
+    ({"anomaly.ood_dataset": "mnist"}, "`anomaly.ood_dataset` is mnist, the training dataset itself; use other or "
+                                       "the other dataset"),
+    ({"anomaly.ood_dataset": "svhn"}, "`anomaly.ood_dataset` must be one of other, mnist, fashion-mnist"),
+    ({"anomaly.false_positive_rate": 1.5}, "`anomaly.false_positive_rate` must be between 0 and 1"),
+    ({"anomaly.n_fit": 3}, "`anomaly.n_fit` must be >= 16 (twice the typicality mixture's components)"),
+    ({"anomaly.k": 0}, "`anomaly.k` must be > 0"),
 ]
 
 
@@ -296,7 +303,14 @@ def test_label_budgets_below_one_per_class_or_repeated(refused, budgets):
      re.escape("`evaluate.n_reconstructions` is 101, but the evaluated test set has only 100")),
     ("generate", {"generate.n_interpolations": 5001},
      re.escape("`generate.n_interpolations` is 5001, but the test set (two images a row) has only 5000")),
-], ids=["label-budget-above-a-class", "train-subset", "test-subset", "reconstructions", "interpolations"])
+    ("corrupt", {"anomaly.n_val": 201},
+     re.escape("`anomaly.n_val` is 201, but the validation split has only 200")),
+    ("corrupt", {"anomaly.test_subset": 10001},
+     re.escape("`anomaly.test_subset` is 10001, but the test set has only 10000")),
+    ("anomaly", {"anomaly.n_fit": 60000},
+     re.escape("`anomaly.n_fit` is 60000, but the training part of the training split has only 59800")),
+], ids=["label-budget-above-a-class", "train-subset", "test-subset", "reconstructions", "interpolations",
+        "anomaly-n-val", "anomaly-test-subset", "anomaly-n-fit"])
 def test_params_that_do_not_fit_the_data(refused, stage, changes, message):
     edit_params(changes)
     refused(stage, re.compile(r"params\.yaml: " + message))
@@ -309,7 +323,8 @@ def test_params_key_missing(refused):
     refused("evaluate", "params.yaml: `train.epochs` is missing")
 
 
-@pytest.mark.parametrize("stage", ["check_params", "download", "train", "evaluate", "generate", "downstream"])
+@pytest.mark.parametrize("stage", ["check_params", "download", "train", "evaluate", "generate", "downstream",
+                                   "corrupt", "anomaly"])
 def test_every_stage_checks_params(refused, stage):
     edit_params({"latnet_dim": 32})
     refused(stage, "params.yaml: `latnet_dim` is not a known parameter; did you mean `latent_dim`?")
@@ -325,7 +340,7 @@ def test_params_file_not_yaml(refused):
     refused("evaluate", re.compile(r"params\.yaml: `params\.yaml` is not valid YAML \(.+\)"))
 
 
-@pytest.mark.parametrize("stage", ["train", "evaluate", "generate", "downstream"])
+@pytest.mark.parametrize("stage", ["train", "evaluate", "generate", "downstream", "anomaly"])
 def test_cuda_requested_without_gpu(refused, monkeypatch, stage):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     edit_params({"device": "cuda"})
@@ -359,7 +374,7 @@ def break_model(case: str) -> str | re.Pattern:
     return UNREADABLE_MODEL
 
 
-@pytest.mark.parametrize("stage", ["evaluate", "generate", "downstream"])
+@pytest.mark.parametrize("stage", ["evaluate", "generate", "downstream", "anomaly"])
 @pytest.mark.parametrize("case", ["missing", "truncated", "other-architecture", "torch-save-pickle", "no-config"])
 def test_bad_model_file(refused, stage, case):
     refused(stage, break_model(case))
@@ -383,6 +398,21 @@ def test_malicious_pickle_is_never_run(work, refused, stage, in_subprocess):
     Path(MODEL).write_bytes(pickle.dumps(Exploit(marker)))
     refused(stage, UNREADABLE_MODEL, env={} if in_subprocess else None)
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("case", ["missing", "truncated", "other-corruptions"])
+def test_bad_corrupted_data(refused, case):
+    path = Path("data/corrupted/test.safetensors")
+    if case == "missing":
+        path.unlink()
+        message = re.compile(re.escape(f"{path}: cannot be read (") + r".+\); run `dvc repro corrupt`")
+    elif case == "truncated":
+        replace_file(path, path.read_bytes()[:500])
+        message = re.compile(re.escape(f"{path}: cannot be read (") + r".+\); run `dvc repro corrupt`")
+    else:
+        save_file({"rotate": torch.zeros(3, 784, dtype=torch.uint8)}, str(path))
+        message = f"{path}: holds other corruptions than vaepipe.corruptions; run `dvc repro corrupt`"
+    refused("anomaly", message)
 
 
 def test_model_with_another_latent_dim(refused):

@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from vaepipe.errors import ParamsError
-from vaepipe.params import load_params, parse_params, valid_keys
+from vaepipe.params import OneClassParams, load_params, parse_params, valid_keys
 from conftest import REPO_ROOT
 
 
@@ -111,3 +111,16 @@ def test_parse_does_not_mutate_input(raw):
     before = copy.deepcopy(raw)
     parse_params(raw)
     assert raw == before
+
+
+def test_the_one_class_study_s_settings_are_validated_the_same_way():
+    path = REPO_ROOT / "studies/oneclass/params.yaml"
+    assert load_params(path, OneClassParams).train.hidden == (256, 128)
+    raw = yaml.safe_load(path.read_text())
+    raw["train"]["epoch"] = 5
+    with pytest.raises(ParamsError, match=r"`train\.epoch` is not a known parameter; did you mean `train\.epochs`\?"):
+        parse_params(raw, OneClassParams)
+    raw = yaml.safe_load(path.read_text())
+    raw["k"] = 0
+    with pytest.raises(ParamsError, match="`k` must be > 0"):
+        parse_params(raw, OneClassParams)

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO_ROOT
+from vaepipe.anomaly import SCORES
+from vaepipe.corruptions import CORRUPTIONS
 
 TINY = {
     "train.epochs": 2,
@@ -21,6 +23,9 @@ TINY = {
     "evaluate.test_subset": 1000,
     "downstream.label_draws": 1,
     "latent_dim": 2,  # also exercises the manifold figure
+    "anomaly.n_fit": 1000,
+    "anomaly.n_val": 300,
+    "anomaly.test_subset": 1000,
 }
 
 
@@ -89,6 +94,17 @@ def test_metrics_are_complete_and_sane(repo):
         chosen = max(("logreg", "knn"), key=lambda probe: downstream[f"{probe}_val_accuracy{suffix}"])
         assert downstream[f"accuracy{suffix}"] == downstream[f"{chosen}_accuracy{suffix}"], suffix
 
+    anomaly = json.loads((root / "metrics/anomaly.json").read_text())
+    assert anomaly["ood_dataset"] == "fashion-mnist"
+    for task in [anomaly["ood"], *(anomaly["corruption"][name] for name in CORRUPTIONS), anomaly["corruption"]["mean"]]:
+        for score in SCORES:
+            assert set(task[score]) == {"auroc", "auprc", "fpr_at_95_tpr", "val_auroc"}
+            assert all(0 <= value <= 1 for value in task[score].values())
+        assert task is anomaly["ood"] or task["typicality"]["auroc"] > 0.5
+    # Even a 2-epoch model with a 2-D latent space tells Fashion-MNIST from digits.
+    assert anomaly["ood"]["best"]["auroc"] > 0.95
+    assert anomaly["detector"]["score"] in SCORES and 0 < anomaly["detector"]["test_flagged_normal"] < 0.15
+
     train = json.loads((root / "metrics/train/metrics.json").read_text())
     assert train["step"] == 2
     # Two independent computations of the same quantity on two samples of MNIST digits: the train stage's
@@ -104,6 +120,13 @@ def test_figures_exist(repo):
                  "plots/generate/interpolations.png", "plots/generate/latent_map.png",
                  "plots/generate/manifold.png"):
         assert (root / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    for name in ("histograms", "extremes", "corruptions"):
+        assert (root / f"plots/anomaly/{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    roc_files = sorted(p.relative_to(root / "plots/anomaly/roc").as_posix()
+                       for p in (root / "plots/anomaly/roc").rglob("*.csv"))
+    assert roc_files == sorted([f"ood/{s}.csv" for s in SCORES] + [f"corruption/{c}.csv" for c in CORRUPTIONS])
+    roc = (root / "plots/anomaly/roc/ood/typicality.csv").read_text().splitlines()
+    assert roc[0] == "fpr,tpr" and len(roc) == 102 and roc[-1] == "1,1"
     confusion = (root / "plots/downstream/confusion.csv").read_text().splitlines()
     assert confusion[0] == "actual,predicted" and len(confusion) == 10001  # the whole test set
 
@@ -158,7 +181,8 @@ def test_plots_show_writes_html_that_loads_no_remote_script(repo):
     root, env = repo
     html = plots_page(root, env)
     for fragment in ("Negative ELBO per image", "Confusion matrix", "reconstructions.png", "samples.png",
-                     "interpolations.png", "latent_map.png", "manifold.png"):
+                     "interpolations.png", "latent_map.png", "manifold.png", "ROC: normal test images vs the",
+                     "AUROC per MNIST-C corruption", "histograms.png", "extremes.png", "corruptions.png"):
         assert fragment in html, fragment
     assert list(Path(root / "plots_html").rglob("*.png"))
     scripts = re.findall(r"<script\b[^>]*>", html)
@@ -171,7 +195,7 @@ def test_plots_page_renders_every_chart_without_network(repo, tmp_path):
     root, env = repo
     html = plots_page(root, env)
     charts = html.count("vegaEmbed('#")
-    assert charts == 4  # three training curves and the confusion matrix
+    assert charts == 7  # three training curves, the confusion matrix, two ROC charts, the AUROC bars
     # Every host name fails to resolve: the browser is as offline as a machine without network.
     dom = subprocess.run([chromium(), "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path}",
                           "--host-resolver-rules=MAP * ~NOTFOUND", "--virtual-time-budget=20000", "--dump-dom",

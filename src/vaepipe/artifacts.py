@@ -152,20 +152,25 @@ def save_weights(target: str | Path, state_dict: dict[str, torch.Tensor], config
     save_tensors(target, state_dict, {"config": json.dumps(config, sort_keys=True)})
 
 
-def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
-    """Read weights and config back (see load_tensors: nothing is executed)."""
+def load_described_tensors(path: str | Path, key: str, what: str, stage: str) -> tuple[dict[str, torch.Tensor], dict]:
+    """Tensors and the JSON object under `key` in the metadata of a `what` file the stage `stage` writes
+    (see load_tensors: nothing is executed). Any problem is a one-line ArtifactError saying what to re-run."""
     path = Path(path)
     if not path.is_file():
-        raise ArtifactError(f"{path}: model file is missing; run `dvc repro train` first")
+        raise ArtifactError(f"{path}: {what} file is missing; run `dvc repro {stage}` first")
     try:
-        state_dict, metadata = load_tensors(path)
-        config = json.loads(metadata["config"])
+        tensors, metadata = load_tensors(path)
+        return tensors, json.loads(metadata[key])
     except KeyError:
-        raise ArtifactError(f"{path}: no vaepipe model config in its metadata (not written by the train stage); "
-                            "run `dvc repro train`") from None
+        raise ArtifactError(f"{path}: no vaepipe {what} {key} in its metadata (not written by the {stage} stage); "
+                            f"run `dvc repro {stage}`") from None
     except (SafetensorError, OSError, ValueError) as exc:
-        raise ArtifactError(f"{path}: not a readable vaepipe model file ({exc})") from None
-    return state_dict, config
+        raise ArtifactError(f"{path}: not a readable vaepipe {what} file ({exc})") from None
+
+
+def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """Weights and the model config written by save_weights."""
+    return load_described_tensors(path, "config", "model", "train")
 
 
 def replace_dir(source: str | Path, target: str | Path) -> None:

@@ -23,6 +23,7 @@ from torchvision.datasets.mnist import read_image_file, read_label_file
 
 from vaepipe.artifacts import write_bytes
 from vaepipe.errors import DataError, ParamsError
+from vaepipe.params import require_at_most
 
 MIRROR_ENV = "VAE_DATA_MIRROR"
 IMAGE_SIDE = 28
@@ -164,7 +165,7 @@ def download(dataset: str, out_dir: str | Path, mirror: str | None = None, timeo
     return used
 
 
-def _read_idx(path: Path, magic: int, reader) -> torch.Tensor:
+def read_idx(path: Path, magic: int, reader) -> torch.Tensor:
     try:
         with path.open("rb") as f:
             header = f.read(4)
@@ -182,13 +183,20 @@ def load_split(data_dir: str | Path, split: str) -> tuple[torch.Tensor, torch.Te
     """Images as float32 [N, 784] in [0, 1] and labels as int64 [N]."""
     images_name, labels_name = SPLIT_FILES[split]
     images_path, labels_path = Path(data_dir) / images_name, Path(data_dir) / labels_name
-    images = _read_idx(images_path, IDX_IMAGES_MAGIC, read_image_file)
-    labels = _read_idx(labels_path, IDX_LABELS_MAGIC, read_label_file)
+    images = read_idx(images_path, IDX_IMAGES_MAGIC, read_image_file)
+    labels = read_idx(labels_path, IDX_LABELS_MAGIC, read_label_file)
     if tuple(images.shape[1:]) != (IMAGE_SIDE, IMAGE_SIDE):
         raise DataError(f"{images_path}: images are {tuple(images.shape[1:])}, expected (28, 28)")
     if len(images) != len(labels):
         raise DataError(f"{labels_path}: {len(labels)} labels for {len(images)} images")
     return images.reshape(len(images), IMAGE_PIXELS).float().div_(255), labels
+
+
+def anomaly_test_images(data_dir: str | Path, test_subset: int) -> torch.Tensor:
+    """The test images the anomaly stages score: the first `anomaly.test_subset`, or all if it is 0."""
+    images, _ = load_split(data_dir, "test")
+    require_at_most("anomaly.test_subset", test_subset, len(images), "the test set")
+    return images[: test_subset or None]
 
 
 def train_val_indices(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

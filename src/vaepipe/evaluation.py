@@ -34,9 +34,14 @@ class LikelihoodBounds:
 
 
 @torch.no_grad()
-def likelihood_bounds(model: VAE, x: torch.Tensor, k: int, gen: torch.Generator,
-                      max_logits: int = MAX_LOGITS) -> LikelihoodBounds:
-    """IS-estimated NLL with `k` samples per image; recon is averaged over the same samples, KL is exact."""
+def likelihood_bounds(model: VAE, x: torch.Tensor, k: int, gen: torch.Generator | None,
+                      max_logits: int = MAX_LOGITS, shared_noise: torch.Tensor | None = None) -> LikelihoodBounds:
+    """IS-estimated NLL with `k` samples per image; recon is averaged over the same samples, KL is exact.
+
+    The noise eps (z = mu + eps * std) is drawn from `gen`, fresh for every image; or, given `shared_noise`
+    [k, latent_dim], the same k draws serve every image, so that an image's values depend on it alone and
+    not on which other images are scored with it.
+    """
     model.eval()
     n, pixels = x.shape
     images_per_chunk = max(1, min(n, max_logits // (pixels * min(k, 64))))
@@ -50,7 +55,10 @@ def likelihood_bounds(model: VAE, x: torch.Tensor, k: int, gen: torch.Generator,
         recon_sum = torch.zeros(len(xb), device=x.device)
         for k_start in range(0, k, samples_per_chunk):
             kc = min(samples_per_chunk, k - k_start)
-            eps = torch.randn(kc, *mu.shape, generator=gen, device=x.device)
+            if shared_noise is None:
+                eps = torch.randn(kc, *mu.shape, generator=gen, device=x.device)
+            else:
+                eps = shared_noise[k_start:k_start + kc].to(x.device).unsqueeze(1).expand(kc, *mu.shape)
             z = mu + eps * std
             logits = model.decode(z)
             log_px = -bernoulli_nll(logits, xb)

@@ -22,6 +22,8 @@ BINARIZE_MODES = ("dynamic", "none")
 DEVICES = ("auto", "cpu", "cuda")
 LR_SCHEDULES = ("constant", "cosine")
 EMBEDDINGS = ("pca", "tsne")
+# Components of the Gaussian mixture of the typicality anomaly score (vaepipe.anomaly).
+MIXTURE_COMPONENTS = 8
 # Both datasets have 10 classes; a balanced label draw needs at least one label of each.
 MIN_LABEL_BUDGET = 10
 
@@ -112,6 +114,26 @@ class DownstreamParams:
 
 
 @dataclass(frozen=True)
+class AnomalyParams:
+    ood_dataset: str
+    k: int
+    false_positive_rate: float
+    n_fit: int
+    n_val: int
+    test_subset: int
+
+    def validate(self, prefix: str) -> None:
+        _require(f"{prefix}.ood_dataset", self.ood_dataset in ("other", *DATASETS),
+                 f"must be one of other, {', '.join(DATASETS)}")
+        _require(f"{prefix}.k", self.k > 0, "must be > 0")
+        _require(f"{prefix}.false_positive_rate", 0 < self.false_positive_rate < 1, "must be between 0 and 1")
+        _require(f"{prefix}.n_fit", self.n_fit >= 2 * MIXTURE_COMPONENTS,
+                 f"must be >= {2 * MIXTURE_COMPONENTS} (twice the typicality mixture's components)")
+        _require(f"{prefix}.n_val", self.n_val > 0, "must be > 0")
+        _require(f"{prefix}.test_subset", self.test_subset >= 0, "must be >= 0 (0 = all images)")
+
+
+@dataclass(frozen=True)
 class Params:
     dataset: str
     seed: int
@@ -121,16 +143,44 @@ class Params:
     evaluate: EvaluateParams
     generate: GenerateParams
     downstream: DownstreamParams
+    anomaly: AnomalyParams
+
+    @property
+    def ood_dataset(self) -> str:
+        """The out-of-distribution dataset: `anomaly.ood_dataset`, where `other` is the one `dataset` is not."""
+        if self.anomaly.ood_dataset == "other":
+            return next(name for name in DATASETS if name != self.dataset)
+        return self.anomaly.ood_dataset
 
     def validate(self) -> None:
         _require("dataset", self.dataset in DATASETS, f"must be one of {', '.join(DATASETS)}")
         _require("seed", self.seed >= 0, "must be >= 0")
         _require("latent_dim", self.latent_dim > 0, "must be > 0")
         _require("device", self.device in DEVICES, f"must be one of {', '.join(DEVICES)}")
+        _require("anomaly.ood_dataset", self.ood_dataset != self.dataset,
+                 f"is {self.dataset}, the training dataset itself; use other or the other dataset")
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if dataclasses.is_dataclass(value):
                 value.validate(field.name)
+
+
+@dataclass(frozen=True)
+class OneClassParams:
+    """studies/oneclass/params.yaml: the one-class novelty study's own settings, one small model per digit."""
+
+    seed: int
+    latent_dim: int
+    device: str
+    k: int
+    train: TrainParams
+
+    def validate(self) -> None:
+        _require("seed", self.seed >= 0, "must be >= 0")
+        _require("latent_dim", self.latent_dim > 0, "must be > 0")
+        _require("device", self.device in DEVICES, f"must be one of {', '.join(DEVICES)}")
+        _require("k", self.k > 0, "must be > 0")
+        self.train.validate("train")
 
 
 def valid_keys(cls: type = Params, prefix: str = "") -> list[str]:
@@ -145,15 +195,15 @@ def valid_keys(cls: type = Params, prefix: str = "") -> list[str]:
     return keys
 
 
-def _convert(key: str, value: object, expected: object) -> object:
+def _convert(key: str, value: object, expected: object, schema: type) -> object:
     """Check one YAML value against a field's annotation; ints are accepted where floats are expected."""
     if dataclasses.is_dataclass(expected):
-        return _build(expected, value, f"{key}.")
+        return _build(expected, value, f"{key}.", schema)
     if typing.get_origin(expected) is tuple:
         if not isinstance(value, list):
             raise ParamsError(key, f"must be a list, got {value!r}")
         (item_type, _) = typing.get_args(expected)
-        return tuple(_convert(f"{key}[{i}]", item, item_type) for i, item in enumerate(value))
+        return tuple(_convert(f"{key}[{i}]", item, item_type, schema) for i, item in enumerate(value))
     # bool is a subclass of int in Python, but `epochs: true` is a typo, not 1 epoch.
     if expected is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
@@ -167,7 +217,7 @@ def _type_error(key: str, value: object, expected: object) -> typing.NoReturn:
     raise ParamsError(key, f"must be {'an' if name == 'int' else 'a'} {name}, got {value!r}")
 
 
-def _build(cls: type, raw: object, prefix: str) -> object:
+def _build(cls: type, raw: object, prefix: str, schema: type = Params) -> object:
     if not isinstance(raw, dict):
         raise ParamsError(prefix.rstrip(".") or "params.yaml", f"must be a mapping, got {raw!r}")
     hints = typing.get_type_hints(cls)
@@ -175,23 +225,23 @@ def _build(cls: type, raw: object, prefix: str) -> object:
     for key in raw:
         if key not in names:
             dotted = f"{prefix}{key}"
-            close = difflib.get_close_matches(dotted, valid_keys(), n=1, cutoff=0.6)
+            close = difflib.get_close_matches(dotted, valid_keys(schema), n=1, cutoff=0.6)
             hint = f"; did you mean `{close[0]}`?" if close else f"; valid keys here: {', '.join(names)}"
             raise ParamsError(dotted, f"is not a known parameter{hint}")
     for name in names:
         if name not in raw:
             raise ParamsError(f"{prefix}{name}", "is missing")
-    return cls(**{name: _convert(f"{prefix}{name}", raw[name], hints[name]) for name in names})
+    return cls(**{name: _convert(f"{prefix}{name}", raw[name], hints[name], schema) for name in names})
 
 
-def parse_params(raw: object) -> Params:
-    params = _build(Params, raw, "")
-    assert isinstance(params, Params)
+def parse_params(raw: object, schema: type = Params):
+    """`raw` (parsed YAML) as `schema`, the pipeline's Params or a study's settings, validated."""
+    params = _build(schema, raw, "", schema)
     params.validate()
     return params
 
 
-def load_params(path: str | Path = "params.yaml") -> Params:
+def load_params(path: str | Path = "params.yaml", schema: type = Params):
     path = Path(path)
     try:
         text = path.read_text()
@@ -201,5 +251,5 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ParamsError(str(path), f"is not valid YAML ({str(exc).splitlines()[0]})") from None
-    return parse_params(raw)
+    return parse_params(raw, schema)
 

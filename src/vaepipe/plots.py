@@ -43,3 +43,44 @@ def latent_map(points: np.ndarray, labels: np.ndarray, class_names: tuple[str, .
     ax.legend(markerscale=6, fontsize=8, loc="best")
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def labelled_rows(rows: dict[str, torch.Tensor], title: str, path: str | Path) -> None:
+    """One row of flat [n, 784] images per entry, its label on the left."""
+    grids = {label: images.detach().cpu().reshape(-1, IMAGE_SIDE, IMAGE_SIDE) for label, images in rows.items()}
+    per_row = max(len(images) for images in grids.values())
+    fig, axes = plt.subplots(len(grids), 1, figsize=(0.5 * per_row + 2.2, 0.55 * len(grids) + 0.6), squeeze=False)
+    for ax, (label, images) in zip(axes[:, 0], grids.items()):
+        strip = torch.ones(IMAGE_SIDE, per_row * (IMAGE_SIDE + 2))
+        for i, image in enumerate(images):
+            strip[:, i * (IMAGE_SIDE + 2):i * (IMAGE_SIDE + 2) + IMAGE_SIDE] = image
+        ax.imshow(strip.numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def histograms(panels: dict[tuple[str, str], dict[str, np.ndarray]], title: str, path: str | Path) -> None:
+    """A grid of histograms, rows and columns named by the (row, column) keys; each panel overlays its groups."""
+    row_names = list(dict.fromkeys(r for r, _ in panels))
+    col_names = list(dict.fromkeys(c for _, c in panels))
+    fig, axes = plt.subplots(len(row_names), len(col_names), figsize=(3.2 * len(col_names), 2.6 * len(row_names)),
+                             squeeze=False)
+    for (row, col), groups in panels.items():
+        ax = axes[row_names.index(row), col_names.index(col)]
+        # Zoomed on the first group (the normal images): anomalies far in the tail pile up in the last bin.
+        low, high = np.percentile(next(iter(groups.values())), [0.5, 99.5])
+        low = min(low, *(np.percentile(group, 0.5) for group in groups.values()))
+        bins = np.linspace(low, high + 3 * (high - low), 60)
+        for name, group in groups.items():
+            ax.hist(np.clip(group, bins[0], bins[-1]), bins=bins, density=True, alpha=0.5, label=name)
+        ax.set_title(f"{row}: {col}", fontsize=9)
+        ax.set_xlabel(f"{col} score")
+        ax.set_ylabel("density")
+        ax.legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    save_figure(fig, path)

@@ -1,0 +1,114 @@
+"""`vaepipe-anomaly`: is this image normal? Scores your own images with the trained model and the detector
+the anomaly stage saved, and prints each image's score and verdict.
+
+Images are 28 x 28 grey, a light digit on a dark background as in MNIST (colour images are converted to
+grey; nothing is resized or inverted). Accepted: PNG (or any image Pillow reads), .npy arrays of shape
+[28, 28], [N, 28, 28] or [N, 784] (uint8 0-255, or floats in [0, 1]), and IDX image files like MNIST's.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torchvision.datasets.mnist import read_image_file
+
+from vaepipe.anomaly import SCORES, Detector, file_sha256, image_statistics, scores_from
+from vaepipe.cli import run_stage
+from vaepipe.data import IDX_IMAGES_MAGIC, IMAGE_PIXELS, IMAGE_SIDE, read_idx
+from vaepipe.errors import PipelineError
+from vaepipe.model import load_model
+from vaepipe.params import DEVICES
+from vaepipe.runtime import select_device
+
+
+class InputError(PipelineError):
+    """An image the command cannot score."""
+
+
+def _from_array(path: Path, array: np.ndarray) -> torch.Tensor:
+    if array.dtype == np.uint8:
+        values = array.astype(np.float32) / 255
+    elif np.issubdtype(array.dtype, np.floating):
+        if not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
+            raise InputError(f"{path}: float pixels must lie in [0, 1] (got {array.min():g} to {array.max():g})")
+        values = array.astype(np.float32)
+    else:
+        raise InputError(f"{path}: pixels of type {array.dtype}; expected uint8 (0-255) or floats in [0, 1]")
+    if values.shape[-2:] == (IMAGE_SIDE, IMAGE_SIDE):
+        values = values.reshape(-1, IMAGE_PIXELS)
+    if values.ndim == 1 and len(values) == IMAGE_PIXELS:
+        values = values.reshape(1, IMAGE_PIXELS)
+    if values.ndim != 2 or values.shape[1] != IMAGE_PIXELS or len(values) == 0:
+        raise InputError(f"{path}: array of shape {array.shape}; expected [28, 28], [N, 28, 28] or [N, 784]")
+    return torch.from_numpy(np.ascontiguousarray(values))
+
+
+def read_images(path: Path) -> torch.Tensor:
+    """Flat grey images [N, 784] in [0, 1] from one file."""
+    try:
+        with path.open("rb") as f:
+            header = f.read(4)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read ({exc.strerror})") from None
+    if path.suffix == ".npy":
+        try:
+            return _from_array(path, np.load(path, allow_pickle=False))
+        except ValueError as exc:
+            raise InputError(f"{path}: not a plain .npy array ({exc})") from None
+    if int.from_bytes(header, "big") == IDX_IMAGES_MAGIC:
+        return _from_array(path, read_idx(path, IDX_IMAGES_MAGIC, read_image_file).numpy())
+    try:
+        with Image.open(path) as image:
+            if image.size != (IMAGE_SIDE, IMAGE_SIDE):
+                raise InputError(f"{path}: image is {image.size[0]}x{image.size[1]} pixels; expected 28x28")
+            return _from_array(path, np.asarray(image.convert("L")))
+    except (UnidentifiedImageError, OSError) as exc:
+        raise InputError(f"{path}: not an image Pillow can read, nor a .npy or IDX file ({exc})") from None
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="vaepipe-anomaly", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("images", nargs="+", type=Path, help="PNG, .npy or IDX files")
+    parser.add_argument("--model", default="models/vae.safetensors", type=Path, help="the trained VAE (default: %(default)s)")
+    parser.add_argument("--detector", default="models/anomaly_detector.safetensors", type=Path,
+                        help="thresholds and typicality density saved by the anomaly stage (default: %(default)s)")
+    parser.add_argument("--score", choices=SCORES,
+                        help="score to judge by (default: the one the anomaly stage chose on validation data)")
+    parser.add_argument("--device", choices=DEVICES, default="auto", help="default: %(default)s")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    detector = Detector.load(args.detector)
+    model = load_model(str(args.model), select_device(args.device))
+    if file_sha256(args.model) != detector.model_sha256:
+        raise InputError(f"{args.detector} was made for another model than {args.model}; run `dvc repro anomaly`")
+    score = args.score or detector.score
+    threshold = detector.thresholds[score]
+    batches = [(path, read_images(path)) for path in args.images]
+    device = next(model.parameters()).device
+    values = scores_from(image_statistics(model, torch.cat([x for _, x in batches]).to(device), detector.k),
+                         detector.typicality)[score]
+    print(f"# score: {score}; anomalous above {threshold:.4g} "
+          f"(flags {detector.false_positive_rate:.0%} of held-out normal images)")
+    position = 0
+    for path, x in batches:
+        for i in range(len(x)):
+            name = str(path) if len(x) == 1 else f"{path}[{i}]"
+            value = values[position]
+            print(f"{name}\t{value:.4g}\t{'anomalous' if value > threshold else 'normal'}")
+            position += 1
+
+
+def entry_point() -> None:
+    run_stage(main)
+
+
+if __name__ == "__main__":
+    entry_point()

@@ -1,0 +1,99 @@
+"""Stage `anomaly`: is this image normal? Every score of vaepipe.anomaly on two tasks, normal test images
+against (1) the out-of-distribution dataset's test images and (2) each MNIST-C corruption of them. Each
+task's best score and the detector's score are chosen on validation images; the test set only scores them.
+Writes the metrics, ROC curves, figures, and the detector that `vaepipe-anomaly` scores new images with.
+"""
+
+import numpy as np
+import pandas as pd
+import torch
+from safetensors import SafetensorError
+
+from vaepipe.anomaly import (SCORES, Detector, Typicality, evaluate_detection, file_sha256, image_statistics,
+                             roc_table, scores_from)
+from vaepipe.artifacts import all_or_nothing, atomic_path, load_tensors, write_json
+from vaepipe.cli import run_stage
+from vaepipe.corruptions import CORRUPTIONS
+from vaepipe.data import anomaly_test_images, load_split, train_val_indices
+from vaepipe.errors import ArtifactError
+from vaepipe.model import load_model
+from vaepipe.params import load_params, require_at_most
+from vaepipe.plots import histograms, labelled_rows
+from vaepipe.runtime import make_deterministic, select_device
+
+MODEL_PATH = "models/vae.safetensors"
+DETECTOR_PATH = "models/anomaly_detector.safetensors"
+METRICS_PATH = "metrics/anomaly.json"
+PLOTS_DIR = "plots/anomaly"
+N_SHOWN = 12  # images per row in the figures
+
+
+def load_corrupted(split: str) -> dict[str, torch.Tensor]:
+    path = f"data/corrupted/{split}.safetensors"
+    try:
+        tensors, _ = load_tensors(path)
+    except (OSError, SafetensorError) as exc:
+        raise ArtifactError(f"{path}: cannot be read ({exc}); run `dvc repro corrupt`") from None
+    if sorted(tensors) != sorted(CORRUPTIONS):
+        raise ArtifactError(f"{path}: holds other corruptions than vaepipe.corruptions; run `dvc repro corrupt`")
+    return {name: tensors[name].float() / 255 for name in CORRUPTIONS}
+
+
+def write_csv(frame: pd.DataFrame, path: str) -> None:
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.6g")
+
+
+def main() -> None:
+    params = load_params()
+    ap = params.anomaly
+    make_deterministic(params.seed)
+    device = select_device(params.device)
+    model = load_model(MODEL_PATH, device)
+    train_x, _ = load_split("data/raw", "train")
+    ood_train, _ = load_split("data/ood", "train")
+    test_x, ood_test = (anomaly_test_images(data_dir, ap.test_subset) for data_dir in ("data/raw", "data/ood"))
+    fit, val = train_val_indices(len(train_x), params.train.val_size, params.seed)
+    require_at_most("anomaly.n_fit", ap.n_fit, len(fit), "the training part of the training split")
+    require_at_most("anomaly.n_val", ap.n_val, len(ood_train), f"{params.ood_dataset}'s training split")
+    images = {"val": {"normal": train_x[val], "ood": ood_train[: ap.n_val], **load_corrupted("val")},
+              "test": {"normal": test_x, "ood": ood_test, **load_corrupted("test")}}
+
+    typicality = Typicality.fit(image_statistics(model, train_x[fit[: ap.n_fit]].to(device), ap.k), params.seed)
+    scores = {split: {name: scores_from(image_statistics(model, x.to(device), ap.k), typicality)
+                      for name, x in sets.items()} for split, sets in images.items()}
+    metrics, thresholds = evaluate_detection(scores, list(CORRUPTIONS), ap.false_positive_rate)
+    chosen, corruption_best = metrics["detector"]["score"], metrics["corruption"]["best"]["score"]
+    test = scores["test"]
+
+    with all_or_nothing():
+        write_json(METRICS_PATH, {"ood_dataset": params.ood_dataset, **metrics})
+        Detector(typicality, thresholds, chosen, ap.false_positive_rate, ap.k, file_sha256(MODEL_PATH)).save(DETECTOR_PATH)
+        for s in SCORES:
+            write_csv(roc_table(test["normal"][s], test["ood"][s]), f"{PLOTS_DIR}/roc/ood/{s}.csv")
+        for name in CORRUPTIONS:
+            write_csv(roc_table(test["normal"][corruption_best], test[name][corruption_best]),
+                      f"{PLOTS_DIR}/roc/corruption/{name}.csv")
+        write_csv(pd.DataFrame({"corruption": list(CORRUPTIONS), "auroc": [
+            metrics["corruption"][name][corruption_best]["auroc"] for name in CORRUPTIONS]}),
+            f"{PLOTS_DIR}/corruption_auroc.csv")
+        all_corrupted = {s: np.concatenate([test[name][s] for name in CORRUPTIONS]) for s in SCORES}
+        histograms({**{("OOD", s): {"normal test": test["normal"][s], params.ood_dataset: test["ood"][s]}
+                       for s in SCORES},
+                    **{("corrupted", s): {"normal test": test["normal"][s], "MNIST-C, all types": all_corrupted[s]}
+                       for s in SCORES}},
+                   "Anomaly scores of test images (higher = more anomalous)", f"{PLOTS_DIR}/histograms.png")
+        order, ood_order = np.argsort(test["normal"][chosen]), np.argsort(test["ood"][chosen])
+        labelled_rows({"most anomalous test": test_x[order[::-1][:N_SHOWN].copy()],
+                       "least anomalous test": test_x[order[:N_SHOWN].copy()],
+                       f"most normal {params.ood_dataset}": ood_test[ood_order[:N_SHOWN].copy()]},
+                      f"Extremes of the {chosen} score", f"{PLOTS_DIR}/extremes.png")
+        labelled_rows({"clean": test_x[:N_SHOWN], **{name: images["test"][name][:N_SHOWN] for name in CORRUPTIONS}},
+                      "MNIST-C corruptions of the first test images", f"{PLOTS_DIR}/corruptions.png")
+    print(f"OOD vs {params.ood_dataset}: best {metrics['ood']['best']['score']} AUROC "
+          f"{metrics['ood']['best']['auroc']:.4f}; corruptions: best {corruption_best} mean AUROC "
+          f"{metrics['corruption']['best']['auroc']:.4f}; detector: {chosen}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

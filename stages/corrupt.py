@@ -1,0 +1,34 @@
+"""Stage `corrupt`: MNIST-C corruptions (vaepipe.corruptions) of the test set and of validation images.
+
+data/corrupted/test.safetensors holds every corruption of the test images (the first `anomaly.test_subset`
+if > 0); val.safetensors those of the
+first `anomaly.n_val` images of the validation split, on which the anomaly stage chooses its best score.
+Depends on the data only, so DVC re-uses it across model experiments.
+"""
+
+from vaepipe.artifacts import all_or_nothing, save_tensors
+from vaepipe.cli import run_stage
+from vaepipe.corruptions import CORRUPTIONS, corrupt
+from vaepipe.data import anomaly_test_images, load_split, train_val_indices
+from vaepipe.params import load_params, require_at_most
+
+DATA_DIR = "data/raw"
+OUT_DIR = "data/corrupted"
+
+
+def main() -> None:
+    params = load_params()
+    test_x = anomaly_test_images(DATA_DIR, params.anomaly.test_subset)
+    train_x, _ = load_split(DATA_DIR, "train")
+    _, val = train_val_indices(len(train_x), params.train.val_size, params.seed)
+    require_at_most("anomaly.n_val", params.anomaly.n_val, len(val), "the validation split")
+    splits = {"test": test_x, "val": train_x[val[: params.anomaly.n_val]]}
+    with all_or_nothing():
+        for split, images in splits.items():
+            save_tensors(f"{OUT_DIR}/{split}.safetensors",
+                         {name: corrupt(images, name, params.seed) for name in CORRUPTIONS}, {})
+    print(f"{len(CORRUPTIONS)} corruptions of {len(splits['test'])} test and {len(splits['val'])} validation images")
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,62 @@
+"""One-class novelty (the Deep SVDD protocol, Ruff et al. 2018): a VAE trained on one digit's training
+images only scores the whole MNIST test set; that digit is normal, the nine others anomalous. Writes the
+AUROC of every anomaly score to results/<digit>.json.
+
+    python studies/oneclass/one_class.py 3        # after `dvc repro download`; DVC runs all ten
+
+No score is chosen on the test set: the study reports all four, and the pipeline's choice on validation
+data (`typicality`, see metrics/anomaly.json) is the one the README reads.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+REPO_ROOT = HERE.parents[1]
+sys.path.insert(0, str(REPO_ROOT / "src"))
+
+from vaepipe.anomaly import Typicality, detection_metrics, image_statistics, scores_from  # noqa: E402
+from vaepipe.artifacts import write_json  # noqa: E402
+from vaepipe.cli import run_stage  # noqa: E402
+from vaepipe.data import binarized_once, load_split  # noqa: E402
+from vaepipe.errors import PipelineError  # noqa: E402
+from vaepipe.model import VAE, VAEConfig  # noqa: E402
+from vaepipe.params import OneClassParams, load_params  # noqa: E402
+from vaepipe.runtime import make_deterministic, select_device  # noqa: E402
+from vaepipe.training import split_train_val, train  # noqa: E402
+
+DATA_DIR = REPO_ROOT / "data/raw"
+
+
+def main() -> None:
+    if len(sys.argv) != 2 or not sys.argv[1].isdigit() or not 0 <= int(sys.argv[1]) <= 9:
+        raise PipelineError(f"usage: one_class.py DIGIT, a digit from 0 to 9 (got {' '.join(sys.argv[1:]) or 'nothing'})")
+    digit = int(sys.argv[1])
+    params = load_params(HERE / "params.yaml", OneClassParams)
+    make_deterministic(params.seed)
+    device = select_device(params.device)
+    (train_x, train_y), (test_x, test_y) = (load_split(DATA_DIR, split) for split in ("train", "test"))
+    fit_x, val_x = split_train_val(train_x[train_y == digit], params.train.val_size, params.seed,
+                                   params.train.train_subset)
+    model = VAE(VAEConfig(arch=params.train.arch, latent_dim=params.latent_dim, hidden=params.train.hidden)).to(device)
+    start = time.perf_counter()
+    train(model, fit_x.to(device), binarized_once(val_x, params.train.binarize).to(device), params.train,
+          params.seed, lambda *_: None)
+    train_seconds = time.perf_counter() - start
+    typicality = Typicality.fit(image_statistics(model, fit_x.to(device), params.k), params.seed)
+    scores = scores_from(image_statistics(model, test_x.to(device), params.k), typicality)
+    normal = (test_y == digit).numpy()
+    results = {name: detection_metrics(values[normal], values[~normal]) for name, values in scores.items()}
+    # No timings in the file: the same settings must give the same bytes.
+    write_json(HERE / f"results/{digit}.json", {"digit": digit, "train_images": len(fit_x), **results})
+    print(f"digit {digit}: trained in {train_seconds:.1f} s; "
+          + ", ".join(f"{name} AUROC {r['auroc']:.4f}" for name, r in results.items()))
+
+
+if __name__ == "__main__":
+    run_stage(main)
