@@ -33,7 +33,7 @@ def test_deterministic_shape_preserving_and_not_the_identity(name):
 
 
 @pytest.mark.parametrize("name", ["shot_noise", "impulse_noise", "glass_blur", "shear", "rotate", "translate",
-                                  "spatter", "dotted_line", "zigzag"])
+                                  "fog", "spatter", "dotted_line", "zigzag"])
 def test_random_types_follow_the_seed(name):
     x = digits(32)
     assert not torch.equal(corrupt(x, name, seed=1), corrupt(x, name, seed=2))
@@ -94,3 +94,13 @@ def test_impulse_noise_touches_about_seventeen_percent_of_pixels():
     changed = (out - 0.5).abs() > 0.1
     assert abs(changed.float().mean().item() - 0.17) < 0.01
     assert set(torch.unique(out[changed]).tolist()) == {0.0, 1.0}
+
+
+def test_fog_adds_a_haze_of_strength_three_and_rescales_to_a_quarter():
+    """MNIST-C's fog at severity 5: (x + 3 h) * peak / (peak + 3) with h a fractal in [0, 1]; for a peak of 1
+    that is (x + 3 h) / 4, so 4 * fog - x is the haze, within [0, 3], and varies across the image."""
+    x = digits(8)
+    x = x / x.max(dim=1, keepdim=True).values  # peak 1
+    haze = 4 * corrupt(x, "fog", 0).float() / 255 - x
+    assert haze.min() > -4 / 255 and haze.max() < 3 + 4 / 255
+    assert (haze.std(dim=1) > 0.05).all()
