@@ -71,6 +71,7 @@ TINY = {
     "generate.interpolation_steps": 3,
     "downstream.label_budgets": [20],
     "downstream.label_draws": 1,
+    "downstream.unlabelled": 1000,
     "anomaly.k": 2,
     "anomaly.n_fit": 300,
     "anomaly.n_val": 100,

@@ -274,6 +274,7 @@ BAD_PARAMS = [
     ({"anomaly.false_positive_rate": 1.5}, "`anomaly.false_positive_rate` must be between 0 and 1"),
     ({"anomaly.n_fit": 3}, "`anomaly.n_fit` must be >= 16 (twice the typicality mixture's components)"),
     ({"anomaly.k": 0}, "`anomaly.k` must be > 0"),
+    ({"downstream.unlabelled": 5}, "`downstream.unlabelled` must be >= 10 (the label-spreading graph's neighbours)"),
 ]
 
 
@@ -303,6 +304,9 @@ def test_label_budgets_below_one_per_class_or_repeated(refused, budgets):
      re.escape("`evaluate.n_reconstructions` is 101, but the evaluated test set has only 100")),
     ("generate", {"generate.n_interpolations": 5001},
      re.escape("`generate.n_interpolations` is 5001, but the test set (two images a row) has only 5000")),
+    ("downstream", {"downstream.unlabelled": 59790},
+     re.escape("`downstream.unlabelled` is 59790, but the probes' training part less the largest label budget "
+               "has only 59780")),
     ("corrupt", {"anomaly.n_val": 201},
      re.escape("`anomaly.n_val` is 201, but the validation split has only 200")),
     ("corrupt", {"anomaly.test_subset": 10001},
@@ -310,7 +314,7 @@ def test_label_budgets_below_one_per_class_or_repeated(refused, budgets):
     ("anomaly", {"anomaly.n_fit": 60000},
      re.escape("`anomaly.n_fit` is 60000, but the training part of the training split has only 59800")),
 ], ids=["label-budget-above-a-class", "train-subset", "test-subset", "reconstructions", "interpolations",
-        "anomaly-n-val", "anomaly-test-subset", "anomaly-n-fit"])
+        "unlabelled", "anomaly-n-val", "anomaly-test-subset", "anomaly-n-fit"])
 def test_params_that_do_not_fit_the_data(refused, stage, changes, message):
     edit_params(changes)
     refused(stage, re.compile(r"params\.yaml: " + message))

@@ -9,7 +9,8 @@ import vaepipe.latent
 from conftest import run_stage_script
 from vaepipe.data import load_split
 
-from vaepipe.downstream import balanced_draw, chosen_on_validation, fit_and_score, label_efficiency
+from vaepipe.downstream import (balanced_draw, chosen_on_validation, fit_and_score, label_efficiency,
+                                spreading_scores)
 from vaepipe.latent import embed_2d, interpolate, manifold_grid
 
 
@@ -65,15 +66,47 @@ def test_label_efficiency_is_seeded():
     rng = np.random.default_rng(1)
     (train_x, train_y), (test_x, test_y) = separable(600, rng), separable(300, rng)
     sets = {"val": (train_x[:100], train_y[:100]), "test": (test_x, test_y)}
-    a = label_efficiency(train_x, train_y, sets, budget=9, draws=3, knn_neighbors=5, seed=7)
-    b = label_efficiency(train_x, train_y, sets, budget=9, draws=3, knn_neighbors=5, seed=7)
+    a = label_efficiency(train_x, train_y, sets, budget=9, draws=3, knn_neighbors=5, unlabelled=200, seed=7)
+    b = label_efficiency(train_x, train_y, sets, budget=9, draws=3, knn_neighbors=5, unlabelled=200, seed=7)
     assert a == b and 0.5 < a["logreg"]["test"] <= 1.0 and set(a["knn"]) == {"val", "test"}
+    assert set(a) == {"logreg", "knn", "spread"} and a["spread"]["test"] > 0.9
+
+
+def test_label_spreading_uses_the_unlabelled_codes():
+    """Two concentric rings, one label on each, both at angle 0. The far side of the outer ring is nearer the
+    inner ring's label than its own, so a 1-NN probe of the two labels gets it wrong; spreading through the
+    unlabelled codes follows the ring."""
+    rng = np.random.default_rng(0)
+    ring = rng.integers(0, 2, size=600)
+    angle = rng.uniform(0, 2 * np.pi, size=600)
+    angle[:2], ring[:2] = 0.0, [0, 1]  # the two labelled codes
+    radius = np.where(ring == 0, 1.0, 3.0)
+    x = np.stack([radius * np.cos(angle), radius * np.sin(angle)], 1) + rng.normal(scale=0.02, size=(600, 2))
+    labelled, pool = np.array([0, 1]), np.arange(2, 400)
+    held_out = {"test": (x[400:], ring[400:])}
+    spread = spreading_scores(x, ring, labelled, pool, held_out)["test"]
+    one_nn = fit_and_score(x[labelled], ring[labelled], held_out, knn_neighbors=1, seed=0)["knn"]["test"][0]
+    assert spread > 0.95 and one_nn < 0.85
+
+
+def test_shuffled_test_labels_change_no_choice():
+    """The choice reads validation accuracies only: with the test labels shuffled, the same probes win."""
+    rng = np.random.default_rng(2)
+    (train_x, train_y), (test_x, test_y) = separable(600, rng), separable(300, rng)
+    val = (train_x[:100], train_y[:100])
+    kwargs = dict(budget=9, draws=2, knn_neighbors=5, unlabelled=200, seed=3)
+    real = label_efficiency(train_x, train_y, {"val": val, "test": (test_x, test_y)}, **kwargs)
+    shuffled = label_efficiency(train_x, train_y, {"val": val, "test": (test_x, rng.permutation(test_y))}, **kwargs)
+    assert chosen_on_validation(real)[0] == chosen_on_validation(shuffled)[0]
+    assert {p: r["val"] for p, r in real.items()} == {p: r["val"] for p, r in shuffled.items()}
+    assert real != shuffled  # the test numbers did change
 
 
 def test_the_probe_is_chosen_on_validation_and_only_scored_on_test():
     accuracies = {"logreg": {"val": 0.91, "test": 0.80}, "knn": {"val": 0.90, "test": 0.95}}
     chosen, metrics = chosen_on_validation(accuracies, "_100_labels")
     assert chosen == "logreg" and metrics["accuracy_100_labels"] == 0.80  # not the better test number
+    assert metrics["probe_100_labels"] == "logreg"
     assert metrics["knn_accuracy_100_labels"] == 0.95 and metrics["knn_val_accuracy_100_labels"] == 0.90
 
 

@@ -90,8 +90,10 @@ def test_metrics_are_complete_and_sane(repo):
     for key in ("accuracy", "logreg_accuracy", "knn_accuracy", "accuracy_100_labels", "accuracy_1000_labels",
                 "logreg_val_accuracy", "knn_val_accuracy"):
         assert 0.2 < downstream[key] <= 1.0, key  # chance is 0.1
-    for suffix in ("", "_100_labels", "_1000_labels"):  # the probe with the better validation accuracy
-        chosen = max(("logreg", "knn"), key=lambda probe: downstream[f"{probe}_val_accuracy{suffix}"])
+    for suffix, probes in (("", ("logreg", "knn")), ("_100_labels", ("logreg", "knn", "spread")),
+                           ("_1000_labels", ("logreg", "knn", "spread"))):  # the best on validation
+        chosen = max(probes, key=lambda probe: downstream[f"{probe}_val_accuracy{suffix}"])
+        assert downstream[f"probe{suffix}"] == chosen
         assert downstream[f"accuracy{suffix}"] == downstream[f"{chosen}_accuracy{suffix}"], suffix
 
     anomaly = json.loads((root / "metrics/anomaly.json").read_text())

@@ -24,6 +24,8 @@ LR_SCHEDULES = ("constant", "cosine")
 EMBEDDINGS = ("pca", "tsne")
 # Components of the Gaussian mixture of the typicality anomaly score (vaepipe.anomaly).
 MIXTURE_COMPONENTS = 8
+# Neighbours per code in the label-spreading probe's graph (vaepipe.downstream).
+SPREAD_NEIGHBORS = 10
 # Both datasets have 10 classes; a balanced label draw needs at least one label of each.
 MIN_LABEL_BUDGET = 10
 
@@ -103,6 +105,7 @@ class DownstreamParams:
     knn_neighbors: int
     label_budgets: tuple[int, ...]
     label_draws: int
+    unlabelled: int
 
     def validate(self, prefix: str) -> None:
         _require(f"{prefix}.knn_neighbors", self.knn_neighbors > 0, "must be > 0")
@@ -111,6 +114,8 @@ class DownstreamParams:
                  len(budgets) > 0 and min(budgets) >= MIN_LABEL_BUDGET and len(set(budgets)) == len(budgets),
                  f"must be a non-empty list of distinct label counts, each >= {MIN_LABEL_BUDGET} (a label per class)")
         _require(f"{prefix}.label_draws", self.label_draws > 0, "must be > 0")
+        _require(f"{prefix}.unlabelled", self.unlabelled >= SPREAD_NEIGHBORS,
+                 f"must be >= {SPREAD_NEIGHBORS} (the label-spreading graph's neighbours)")
 
 
 @dataclass(frozen=True)
