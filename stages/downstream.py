@@ -12,7 +12,7 @@ from vaepipe.data import load_split, train_val_indices
 from vaepipe.downstream import chosen_on_validation, fit_and_score, label_efficiency
 from vaepipe.latent import encode_means
 from vaepipe.model import load_model
-from vaepipe.params import load_params, require_at_most
+from vaepipe.params import load_params
 from vaepipe.runtime import make_deterministic, select_device
 
 DATA_DIR = "data/raw"
@@ -34,8 +34,6 @@ def main() -> None:
     fit, val = (idx.numpy() for idx in train_val_indices(len(train_y), params.train.val_size, params.seed))
     eval_sets = {"val": (train_codes[val], train_y[val]), "test": (test_codes, test_y)}
     fit_codes, fit_y = train_codes[fit], train_y[fit]
-    require_at_most("downstream.unlabelled", dp.unlabelled, len(fit_y) - max(dp.label_budgets),
-                    "the probes' training part less the largest label budget")
 
     full = fit_and_score(fit_codes, fit_y, eval_sets, dp.knn_neighbors, params.seed)
     best, metrics = chosen_on_validation({name: {s: acc for s, (acc, _) in per_set.items()}

@@ -305,7 +305,7 @@ def test_label_budgets_below_one_per_class_or_repeated(refused, budgets):
     ("generate", {"generate.n_interpolations": 5001},
      re.escape("`generate.n_interpolations` is 5001, but the test set (two images a row) has only 5000")),
     ("downstream", {"downstream.unlabelled": 59790},
-     re.escape("`downstream.unlabelled` is 59790, but the probes' training part less the largest label budget "
+     re.escape("`downstream.unlabelled` is 59790, but the probes' training part less the 20 labelled codes "
                "has only 59780")),
     ("corrupt", {"anomaly.n_val": 201},
      re.escape("`anomaly.n_val` is 201, but the validation split has only 200")),

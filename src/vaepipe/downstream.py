@@ -17,7 +17,7 @@ from sklearn.semi_supervised import LabelSpreading
 
 from vaepipe.errors import ParamsError
 # Measured on validation with 100 labels and 50,000 unlabelled codes: 0.937 with 10 neighbours, 0.878 with 5.
-from vaepipe.params import SPREAD_NEIGHBORS
+from vaepipe.params import SPREAD_NEIGHBORS, require_at_most
 
 
 def classifiers(knn_neighbors: int, seed: int) -> dict:
@@ -77,6 +77,8 @@ def label_efficiency(train_x, train_y, eval_sets: dict[str, tuple[np.ndarray, np
     scores: dict[str, dict[str, list[float]]] = {}
     for _ in range(draws):
         idx = balanced_draw(train_y, budget, rng)
+        require_at_most("downstream.unlabelled", unlabelled, len(train_y) - budget,
+                        f"the probes' training part less the {budget} labelled codes")
         pool = rng.choice(np.setdiff1d(np.arange(len(train_y)), idx), size=unlabelled, replace=False)
         results = {name: {set_name: acc for set_name, (acc, _) in per_set.items()}
                    for name, per_set in fit_and_score(train_x[idx], train_y[idx], eval_sets, knn_neighbors,
