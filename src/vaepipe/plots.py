@@ -11,7 +11,7 @@ matplotlib.use("Agg")  # headless: stages run on servers and in CI
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from torchvision.utils import save_image
+from torchvision.utils import make_grid, save_image
 
 from vaepipe.artifacts import atomic_path
 from vaepipe.data import IMAGE_SIDE
@@ -51,9 +51,7 @@ def labelled_rows(rows: dict[str, torch.Tensor], title: str, path: str | Path) -
     per_row = max(len(images) for images in grids.values())
     fig, axes = plt.subplots(len(grids), 1, figsize=(0.5 * per_row + 2.2, 0.55 * len(grids) + 0.6), squeeze=False)
     for ax, (label, images) in zip(axes[:, 0], grids.items()):
-        strip = torch.ones(IMAGE_SIDE, per_row * (IMAGE_SIDE + 2))
-        for i, image in enumerate(images):
-            strip[:, i * (IMAGE_SIDE + 2):i * (IMAGE_SIDE + 2) + IMAGE_SIDE] = image
+        strip = make_grid(images.unsqueeze(1), nrow=per_row, padding=2, pad_value=1.0)[0]
         ax.imshow(strip.numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
         ax.set_xticks([])
         ax.set_yticks([])
