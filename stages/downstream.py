@@ -1,13 +1,15 @@
 """Stage `downstream`: classifiers on the posterior means mu(x); accuracy with all labels and with few.
 
 Each probe is fitted on the training part of the training split and chosen by its accuracy on the
-validation part (the split the train stage holds out); the test set only scores what was chosen.
+validation part (the split the train stage holds out); the test set only scores what was chosen. With few
+labels, the `cluster` probe names the cluster stage's clusters (found in all codes without labels).
 """
 
 import pandas as pd
 
 from vaepipe.artifacts import all_or_nothing, atomic_path, write_json
 from vaepipe.cli import run_stage
+from vaepipe.clustering import load_clusters
 from vaepipe.data import load_split, train_val_indices
 from vaepipe.downstream import chosen_on_validation, fit_and_score, label_efficiency
 from vaepipe.latent import encode_means
@@ -17,6 +19,7 @@ from vaepipe.runtime import make_deterministic, select_device
 
 DATA_DIR = "data/raw"
 MODEL_PATH = "models/vae.safetensors"
+CLUSTERS_PATH = "data/clusters.safetensors"
 METRICS_PATH = "metrics/downstream.json"
 PREDICTIONS_PATH = "plots/downstream/confusion.csv"
 
@@ -31,6 +34,7 @@ def main() -> None:
     # Codes of the grey images: see vaepipe.latent.encode_means.
     train_codes, test_codes = (encode_means(model, x.to(device)).numpy() for x in (train_x, test_x))
     train_y, test_y = train_y.numpy(), test_y.numpy()
+    clusters = load_clusters(CLUSTERS_PATH, len(train_y), len(test_y))
     fit, val = (idx.numpy() for idx in train_val_indices(len(train_y), params.train.val_size, params.seed))
     eval_sets = {"val": (train_codes[val], train_y[val]), "test": (test_codes, test_y)}
     fit_codes, fit_y = train_codes[fit], train_y[fit]
@@ -40,7 +44,8 @@ def main() -> None:
                                           for name, per_set in full.items()})
     for budget in dp.label_budgets:
         few = label_efficiency(fit_codes, fit_y, eval_sets, budget, dp.label_draws, dp.knn_neighbors, dp.unlabelled,
-                               params.seed)
+                               params.seed, train_clusters=clusters["train"][fit],
+                               eval_clusters={"val": clusters["train"][val], "test": clusters["test"]})
         metrics.update(chosen_on_validation(few, f"_{budget}_labels")[1])
     with all_or_nothing():
         write_json(METRICS_PATH, metrics)

@@ -1,10 +1,11 @@
-"""Stage `generate`: samples from the prior, interpolations between test digits, a 2-D latent map,
-and (when latent_dim == 2) the decoded manifold."""
+"""Stage `generate`: samples from the prior, interpolations between test digits, a 2-D latent map coloured
+by class and by the cluster stage's clusters, and (when latent_dim == 2) the decoded manifold."""
 
 import torch
 
 from vaepipe.artifacts import all_or_nothing
 from vaepipe.cli import run_stage
+from vaepipe.clustering import HEADLINE, load_clusters, matched_class_groups
 from vaepipe.data import DATASETS, load_split
 from vaepipe.errors import ArtifactError
 from vaepipe.latent import decode_probs, embed_2d, encode_means, interpolate, manifold_grid
@@ -15,8 +16,9 @@ from vaepipe.plots import latent_map, save_grid
 
 DATA_DIR = "data/raw"
 MODEL_PATH = "models/vae.safetensors"
+CLUSTERS_PATH = "data/clusters.safetensors"
 OUT_DIR = "plots/generate"
-AXIS_NAMES = {"identity": "z", "pca": "principal component", "tsne": "t-SNE dimension"}
+AXIS_NAMES = {"identity": "z", "umap": "UMAP dimension", "pca": "principal component", "tsne": "t-SNE dimension"}
 
 
 def main() -> None:
@@ -31,6 +33,7 @@ def main() -> None:
     images, labels = load_split(DATA_DIR, "test")
     require_at_most("generate.n_interpolations", gp.n_interpolations, len(images) // 2,
                     "the test set (two images a row)")
+    clusters = load_clusters(CLUSTERS_PATH, None, len(images))
     gen = generator(torch.device("cpu"), params.seed)
 
     with all_or_nothing():
@@ -44,9 +47,14 @@ def main() -> None:
 
         method = "identity" if params.latent_dim == 2 else gp.embedding
         axis = AXIS_NAMES[method]
-        latent_map(embed_2d(codes.numpy(), gp.embedding, params.seed), labels.numpy(),
-                   DATASETS[params.dataset].classes,
-                   f"Test-set posterior means ({method}, latent_dim={params.latent_dim})",
+        classes = DATASETS[params.dataset].classes
+        # The UMAP map comes from the cluster stage, which has it at little cost (UMAP imported and compiled).
+        points = clusters["test_map"] if gp.embedding == "umap" else embed_2d(codes.numpy(), gp.embedding, params.seed)
+        latent_map(points,
+                   {f"Test-set posterior means by class ({method}, latent_dim={params.latent_dim})":
+                        (labels.numpy(), classes),
+                    f"by cluster ({HEADLINE}), coloured as the class it is matched to":
+                        matched_class_groups(labels.numpy(), clusters["test"], classes)},
                    (f"{axis} 1", f"{axis} 2"), f"{OUT_DIR}/latent_map.png")
 
         if params.latent_dim == 2:

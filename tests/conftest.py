@@ -72,6 +72,8 @@ TINY = {
     "downstream.label_budgets": [20],
     "downstream.label_draws": 1,
     "downstream.unlabelled": 1000,
+    "cluster.umap_epochs": 5,
+    "cluster.gmm_inits": 1,
     "anomaly.k": 2,
     "anomaly.n_fit": 300,
     "anomaly.n_val": 100,
@@ -108,7 +110,7 @@ def tiny_run(tmp_path_factory, mnist_raw, fashion_raw) -> Path:
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
-        for stage in ("train", "evaluate", "generate", "downstream", "corrupt", "anomaly"):
+        for stage in ("train", "evaluate", "cluster", "generate", "downstream", "corrupt", "anomaly"):
             run_stage_script(stage)
     return root
 

@@ -275,6 +275,9 @@ BAD_PARAMS = [
     ({"anomaly.n_fit": 3}, "`anomaly.n_fit` must be >= 16 (twice the typicality mixture's components)"),
     ({"anomaly.k": 0}, "`anomaly.k` must be > 0"),
     ({"downstream.unlabelled": 5}, "`downstream.unlabelled` must be >= 10 (the label-spreading graph's neighbours)"),
+    ({"cluster.n_clusters": 1}, "`cluster.n_clusters` must be >= 2"),
+    ({"cluster.umap_epochs": 0}, "`cluster.umap_epochs` must be > 0"),
+    ({"generate.embedding": "isomap"}, "`generate.embedding` must be one of umap, pca, tsne"),
 ]
 
 
@@ -327,8 +330,8 @@ def test_params_key_missing(refused):
     refused("evaluate", "params.yaml: `train.epochs` is missing")
 
 
-@pytest.mark.parametrize("stage", ["check_params", "download", "train", "evaluate", "generate", "downstream",
-                                   "corrupt", "anomaly"])
+@pytest.mark.parametrize("stage", ["check_params", "download", "train", "evaluate", "cluster", "generate",
+                                   "downstream", "corrupt", "anomaly"])
 def test_every_stage_checks_params(refused, stage):
     edit_params({"latnet_dim": 32})
     refused(stage, "params.yaml: `latnet_dim` is not a known parameter; did you mean `latent_dim`?")
@@ -344,7 +347,7 @@ def test_params_file_not_yaml(refused):
     refused("evaluate", re.compile(r"params\.yaml: `params\.yaml` is not valid YAML \(.+\)"))
 
 
-@pytest.mark.parametrize("stage", ["train", "evaluate", "generate", "downstream", "anomaly"])
+@pytest.mark.parametrize("stage", ["train", "evaluate", "cluster", "generate", "downstream", "anomaly"])
 def test_cuda_requested_without_gpu(refused, monkeypatch, stage):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     edit_params({"device": "cuda"})
@@ -378,7 +381,7 @@ def break_model(case: str) -> str | re.Pattern:
     return UNREADABLE_MODEL
 
 
-@pytest.mark.parametrize("stage", ["evaluate", "generate", "downstream", "anomaly"])
+@pytest.mark.parametrize("stage", ["evaluate", "cluster", "generate", "downstream", "anomaly"])
 @pytest.mark.parametrize("case", ["missing", "truncated", "other-architecture", "torch-save-pickle", "no-config"])
 def test_bad_model_file(refused, stage, case):
     refused(stage, break_model(case))
@@ -417,6 +420,28 @@ def test_bad_corrupted_data(refused, case):
         save_file({"rotate": torch.zeros(3, 784, dtype=torch.uint8)}, str(path))
         message = f"{path}: holds other corruptions than vaepipe.corruptions; run `dvc repro corrupt`"
     refused("anomaly", message)
+
+
+@pytest.mark.parametrize("stage", ["generate", "downstream"])
+@pytest.mark.parametrize("case", ["missing", "truncated", "no-metadata", "other-image-counts"])
+def test_bad_clusters_file(refused, stage, case):
+    path = Path("data/clusters.safetensors")
+    if case == "missing":
+        path.unlink()
+        message = f"{path}: clusters file is missing; run `dvc repro cluster` first"
+    elif case == "truncated":
+        replace_file(path, path.read_bytes()[:200])
+        message = re.compile(re.escape(f"{path}: not a readable vaepipe clusters file (") + r".+\)")
+    elif case == "no-metadata":
+        save_file({"train": torch.zeros(60000, dtype=torch.int64)}, str(path))
+        message = (f"{path}: no vaepipe clusters clustering in its metadata (not written by the cluster stage); "
+                   "run `dvc repro cluster`")
+    else:
+        tensors = {"train": torch.zeros(600, dtype=torch.int64), "test": torch.zeros(100, dtype=torch.int64),
+                   "test_map": torch.zeros(100, 2)}
+        save_file(tensors, str(path), metadata={"clustering": "{}"})
+        message = f"{path}: does not cluster this dataset's training and test images; run `dvc repro cluster`"
+    refused(stage, message)
 
 
 def test_model_with_another_latent_dim(refused):

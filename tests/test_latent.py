@@ -66,10 +66,12 @@ def test_label_efficiency_is_seeded():
     rng = np.random.default_rng(1)
     (train_x, train_y), (test_x, test_y) = separable(600, rng), separable(300, rng)
     sets = {"val": (train_x[:100], train_y[:100]), "test": (test_x, test_y)}
-    a = label_efficiency(train_x, train_y, sets, budget=9, draws=3, knn_neighbors=5, unlabelled=200, seed=7)
-    b = label_efficiency(train_x, train_y, sets, budget=9, draws=3, knn_neighbors=5, unlabelled=200, seed=7)
+    clusters = {"train_clusters": train_y, "eval_clusters": {"val": train_y[:100], "test": test_y}}
+    a = label_efficiency(train_x, train_y, sets, budget=9, draws=3, knn_neighbors=5, unlabelled=200, seed=7, **clusters)
+    b = label_efficiency(train_x, train_y, sets, budget=9, draws=3, knn_neighbors=5, unlabelled=200, seed=7, **clusters)
     assert a == b and 0.5 < a["logreg"]["test"] <= 1.0 and set(a["knn"]) == {"val", "test"}
-    assert set(a) == {"logreg", "knn", "spread"} and a["spread"]["test"] > 0.9
+    assert set(a) == {"logreg", "knn", "spread", "cluster"} and a["spread"]["test"] > 0.9
+    assert a["cluster"] == {"val": 1.0, "test": 1.0}  # clusters that are the classes, named by 9 labels
 
 
 def test_label_spreading_uses_the_unlabelled_codes():
@@ -94,7 +96,10 @@ def test_shuffled_test_labels_change_no_choice():
     rng = np.random.default_rng(2)
     (train_x, train_y), (test_x, test_y) = separable(600, rng), separable(300, rng)
     val = (train_x[:100], train_y[:100])
-    kwargs = dict(budget=9, draws=2, knn_neighbors=5, unlabelled=200, seed=3)
+    # Clusters from a labelling of the codes that ignores the classes half the time: an imperfect clustering.
+    clusters = np.where(rng.random(900) < 0.5, np.concatenate([train_y, test_y]), rng.integers(0, 3, 900))
+    kwargs = dict(budget=9, draws=2, knn_neighbors=5, unlabelled=200, seed=3, train_clusters=clusters[:600],
+                  eval_clusters={"val": clusters[:100], "test": clusters[600:]})
     real = label_efficiency(train_x, train_y, {"val": val, "test": (test_x, test_y)}, **kwargs)
     shuffled = label_efficiency(train_x, train_y, {"val": val, "test": (test_x, rng.permutation(test_y))}, **kwargs)
     assert chosen_on_validation(real)[0] == chosen_on_validation(shuffled)[0]

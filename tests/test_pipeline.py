@@ -26,6 +26,7 @@ TINY = {
     "anomaly.n_fit": 1000,
     "anomaly.n_val": 300,
     "anomaly.test_subset": 1000,
+    "cluster.umap_epochs": 10,
 }
 
 
@@ -90,11 +91,22 @@ def test_metrics_are_complete_and_sane(repo):
     for key in ("accuracy", "logreg_accuracy", "knn_accuracy", "accuracy_100_labels", "accuracy_1000_labels",
                 "logreg_val_accuracy", "knn_val_accuracy"):
         assert 0.2 < downstream[key] <= 1.0, key  # chance is 0.1
-    for suffix, probes in (("", ("logreg", "knn")), ("_100_labels", ("logreg", "knn", "spread")),
-                           ("_1000_labels", ("logreg", "knn", "spread"))):  # the best on validation
+    few_label_probes = ("logreg", "knn", "spread", "cluster")
+    for suffix, probes in (("", ("logreg", "knn")), ("_100_labels", few_label_probes),
+                           ("_1000_labels", few_label_probes)):  # the best on validation
         chosen = max(probes, key=lambda probe: downstream[f"{probe}_val_accuracy{suffix}"])
         assert downstream[f"probe{suffix}"] == chosen
         assert downstream[f"accuracy{suffix}"] == downstream[f"{chosen}_accuracy{suffix}"], suffix
+
+    cluster = json.loads((root / "metrics/cluster.json").read_text())
+    assert cluster["method"] == "gmm_umap" and cluster["n_clusters"] == 10
+    for part in ("test", "all"):
+        assert set(cluster[part]) == {"kmeans_codes", "gmm_codes", "kmeans_umap", "gmm_umap"}
+        for scores in cluster[part].values():
+            assert 0.1 <= scores["accuracy"] <= 1 and 0 <= scores["nmi"] <= 1 and -0.5 <= scores["ari"] <= 1
+    assert {k: cluster[k] for k in ("accuracy", "nmi", "ari")} == cluster["test"]["gmm_umap"]
+    # Even the 2-epoch model's codes fall into clusters that are mostly one digit.
+    assert cluster["accuracy"] > 0.5 and cluster["nmi"] > 0.4
 
     anomaly = json.loads((root / "metrics/anomaly.json").read_text())
     assert anomaly["ood_dataset"] == "fashion-mnist"
@@ -122,8 +134,9 @@ def test_figures_exist(repo):
                  "plots/generate/interpolations.png", "plots/generate/latent_map.png",
                  "plots/generate/manifold.png"):
         assert (root / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
-    for name in ("histograms", "extremes", "corruptions"):
-        assert (root / f"plots/anomaly/{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    for name in ("plots/anomaly/histograms.png", "plots/anomaly/extremes.png", "plots/anomaly/corruptions.png",
+                 "plots/cluster/central.png", "plots/cluster/centres.png"):
+        assert (root / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     roc_files = sorted(p.relative_to(root / "plots/anomaly/roc").as_posix()
                        for p in (root / "plots/anomaly/roc").rglob("*.csv"))
     assert roc_files == sorted([f"ood/{s}.csv" for s in SCORES] + [f"corruption/{c}.csv" for c in CORRUPTIONS])
@@ -131,6 +144,8 @@ def test_figures_exist(repo):
     assert roc[0] == "fpr,tpr" and len(roc) == 102 and roc[-1] == "1,1"
     confusion = (root / "plots/downstream/confusion.csv").read_text().splitlines()
     assert confusion[0] == "actual,predicted" and len(confusion) == 10001  # the whole test set
+    clusters = (root / "plots/cluster/confusion.csv").read_text().splitlines()
+    assert clusters[0] == "actual,cluster" and len(clusters) == 10001
 
 
 def test_two_runs_from_empty_caches_give_the_same_bytes(repo, tmp_path_factory, mnist_mirror):
@@ -184,7 +199,8 @@ def test_plots_show_writes_html_that_loads_no_remote_script(repo):
     html = plots_page(root, env)
     for fragment in ("Negative ELBO per image", "Confusion matrix", "reconstructions.png", "samples.png",
                      "interpolations.png", "latent_map.png", "manifold.png", "ROC: normal test images vs the",
-                     "AUROC per MNIST-C corruption", "histograms.png", "extremes.png", "corruptions.png"):
+                     "AUROC per MNIST-C corruption", "histograms.png", "extremes.png", "corruptions.png",
+                     "Clusters found without labels", "central.png", "centres.png"):
         assert fragment in html, fragment
     assert list(Path(root / "plots_html").rglob("*.png"))
     scripts = re.findall(r"<script\b[^>]*>", html)
@@ -197,7 +213,8 @@ def test_plots_page_renders_every_chart_without_network(repo, tmp_path):
     root, env = repo
     html = plots_page(root, env)
     charts = html.count("vegaEmbed('#")
-    assert charts == 7  # three training curves, the confusion matrix, two ROC charts, the AUROC bars
+    # three training curves, two confusion matrices (probe, clusters), two ROC charts, the AUROC bars
+    assert charts == 8
     # Every host name fails to resolve: the browser is as offline as a machine without network.
     dom = subprocess.run([chromium(), "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path}",
                           "--host-resolver-rules=MAP * ~NOTFOUND", "--virtual-time-budget=20000", "--dump-dom",

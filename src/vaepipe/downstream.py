@@ -2,8 +2,9 @@
 
 Probes are fitted on the training split and chosen by their accuracy on the validation split; the
 test accuracy is reported for the chosen probe (and, for reference, for each probe), never used to choose.
-With few labels, a semi-supervised probe joins them: label spreading (Zhou et al. 2004) over a k-NN graph
-of the labelled codes and unlabelled training codes, which puts the unlabelled codes to use.
+With few labels, two semi-supervised probes join them, which put the unlabelled codes to use: label
+spreading (Zhou et al. 2004) over a k-NN graph of the labelled and unlabelled training codes, and
+cluster-then-label on the clusters the cluster stage found in all codes without labels.
 """
 
 from __future__ import annotations
@@ -41,6 +42,18 @@ def spreading_scores(train_x, train_y, labelled: np.ndarray, unlabelled: np.ndar
     return {name: float(np.mean(spreading.predict(x) == y)) for name, (x, y) in eval_sets.items()}
 
 
+def cluster_then_label_scores(labelled_clusters: np.ndarray, labels: np.ndarray,
+                              eval_sets: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
+    """Each cluster takes the most common label among its labelled members (ties: the smaller class), and
+    every code in it is predicted that label; a code in a cluster with no labelled member counts as an
+    error. `eval_sets` holds (clusters, labels) per set: {set name: accuracy}."""
+    n_clusters = 1 + max(int(labelled_clusters.max()), *(int(c.max()) for c, _ in eval_sets.values()))
+    votes = np.zeros((n_clusters, int(labels.max()) + 1), dtype=np.int64)
+    np.add.at(votes, (labelled_clusters, labels), 1)
+    named = np.where(votes.sum(axis=1) > 0, votes.argmax(axis=1), -1)
+    return {name: float(np.mean(named[c] == y)) for name, (c, y) in eval_sets.items()}
+
+
 def balanced_draw(labels: np.ndarray, n_labels: int, rng: np.random.Generator) -> np.ndarray:
     """Indices of `n_labels` examples, the same number per class (as near as divisibility allows)."""
     classes, counts = np.unique(labels, return_counts=True)
@@ -69,10 +82,12 @@ def fit_and_score(train_x, train_y, eval_sets: dict[str, tuple[np.ndarray, np.nd
 
 
 def label_efficiency(train_x, train_y, eval_sets: dict[str, tuple[np.ndarray, np.ndarray]], budget: int,
-                     draws: int, knn_neighbors: int, unlabelled: int, seed: int) -> dict[str, dict[str, float]]:
+                     draws: int, knn_neighbors: int, unlabelled: int, seed: int, *, train_clusters: np.ndarray,
+                     eval_clusters: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
     """Mean accuracy of each probe on each evaluation set over `draws` balanced, seeded draws of `budget`
     training labels, as {probe: {set name: accuracy}}. The `spread` probe also sees `unlabelled` other
-    training codes, a seeded draw each time, without their labels."""
+    training codes, a seeded draw each time, without their labels; the `cluster` probe names the clusters
+    of the codes (`train_clusters` beside `train_x`, `eval_clusters` per evaluation set) by the labels."""
     rng = np.random.default_rng(seed)
     scores: dict[str, dict[str, list[float]]] = {}
     for _ in range(draws):
@@ -84,6 +99,8 @@ def label_efficiency(train_x, train_y, eval_sets: dict[str, tuple[np.ndarray, np
                    for name, per_set in fit_and_score(train_x[idx], train_y[idx], eval_sets, knn_neighbors,
                                                       seed).items()}
         results["spread"] = spreading_scores(train_x, train_y, idx, pool, eval_sets)
+        results["cluster"] = cluster_then_label_scores(
+            train_clusters[idx], train_y[idx], {name: (eval_clusters[name], y) for name, (_, y) in eval_sets.items()})
         for name, per_set in results.items():
             for set_name, acc in per_set.items():
                 scores.setdefault(name, {}).setdefault(set_name, []).append(acc)

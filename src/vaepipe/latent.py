@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
+from sklearn.neighbors import NearestNeighbors
 
 from vaepipe.model import VAE
 
@@ -34,10 +37,35 @@ def decode_probs(model: VAE, z: torch.Tensor) -> torch.Tensor:
     return torch.sigmoid(model.decode(z))
 
 
+def umap_embedding(codes: np.ndarray, n_components: int, n_neighbors: int, seed: int, *, min_dist: float = 0.1,
+                   n_epochs: int | None = None) -> np.ndarray:
+    """UMAP (McInnes et al. 2018) of the codes, built on their exact k-NN graph.
+
+    The exact graph (scikit-learn, brute force: 9 s for 70,000 codes here) stands in for UMAP's approximate
+    nearest-neighbour descent, whose numba compilation alone takes ~30 s in every new process. With a seed,
+    UMAP optimises on one thread and gives the same bytes run to run on one machine; numba's floating point
+    may differ on another CPU, so embeddings (and what is fitted on them) are not bit-identical across machines.
+    """
+    import umap  # here, not at the top: importing it compiles numba code (~2 s) that only embedding stages need
+
+    n_neighbors = min(n_neighbors, len(codes))
+    distances, indices = NearestNeighbors(n_neighbors=n_neighbors).fit(codes).kneighbors(codes)
+    reducer = umap.UMAP(n_components=n_components, n_neighbors=n_neighbors, min_dist=min_dist, n_epochs=n_epochs,
+                        random_state=seed, precomputed_knn=(indices, distances.astype(np.float32), None))
+    with warnings.catch_warnings():
+        # Both say what is intended: one thread for a seeded run, and no `transform` of new codes later.
+        warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
+        warnings.filterwarnings("ignore", message="precomputed_knn", category=UserWarning)
+        return reducer.fit_transform(codes)
+
+
 def embed_2d(codes: np.ndarray, method: str, seed: int) -> np.ndarray:
-    """The codes themselves when 2-D, else PCA or t-SNE down to two dimensions."""
+    """The codes themselves when 2-D, else UMAP, PCA or t-SNE down to two dimensions."""
     if codes.shape[1] == 2:
         return codes
+    if method == "umap":
+        # 100 epochs, not UMAP's 500 for up to 10,000 points: the map of the test codes looks the same, in 6 s less.
+        return umap_embedding(codes, 2, 15, seed, n_epochs=100)
     if method == "pca":
         return PCA(n_components=2, random_state=seed).fit_transform(codes)
     return TSNE(n_components=2, random_state=seed, init="pca").fit_transform(codes)

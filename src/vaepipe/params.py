@@ -21,7 +21,7 @@ ARCHS = ("mlp",)
 BINARIZE_MODES = ("dynamic", "none")
 DEVICES = ("auto", "cpu", "cuda")
 LR_SCHEDULES = ("constant", "cosine")
-EMBEDDINGS = ("pca", "tsne")
+EMBEDDINGS = ("umap", "pca", "tsne")
 # Components of the Gaussian mixture of the typicality anomaly score (vaepipe.anomaly).
 MIXTURE_COMPONENTS = 8
 # Neighbours per code in the label-spreading probe's graph (vaepipe.downstream).
@@ -119,6 +119,22 @@ class DownstreamParams:
 
 
 @dataclass(frozen=True)
+class ClusterParams:
+    n_clusters: int
+    umap_components: int
+    umap_neighbors: int
+    umap_epochs: int
+    gmm_inits: int
+
+    def validate(self, prefix: str) -> None:
+        _require(f"{prefix}.n_clusters", self.n_clusters >= 2, "must be >= 2")
+        _require(f"{prefix}.umap_components", self.umap_components >= 2, "must be >= 2")
+        _require(f"{prefix}.umap_neighbors", self.umap_neighbors >= 2, "must be >= 2")
+        _require(f"{prefix}.umap_epochs", self.umap_epochs > 0, "must be > 0")
+        _require(f"{prefix}.gmm_inits", self.gmm_inits > 0, "must be > 0")
+
+
+@dataclass(frozen=True)
 class AnomalyParams:
     ood_dataset: str
     k: int
@@ -148,6 +164,7 @@ class Params:
     evaluate: EvaluateParams
     generate: GenerateParams
     downstream: DownstreamParams
+    cluster: ClusterParams
     anomaly: AnomalyParams
 
     @property

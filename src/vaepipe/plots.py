@@ -30,17 +30,20 @@ def save_figure(fig: plt.Figure, path: str | Path) -> None:
     plt.close(fig)
 
 
-def latent_map(points: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...], title: str,
+def latent_map(points: np.ndarray, colourings: dict[str, tuple[np.ndarray, tuple[str, ...]]],
                axis_labels: tuple[str, str], path: str | Path) -> None:
-    """2-D points coloured by class, one legend entry per class."""
-    fig, ax = plt.subplots(figsize=(7, 6))
-    for c, name in enumerate(class_names):
-        sel = labels == c
-        ax.scatter(points[sel, 0], points[sel, 1], s=2, alpha=0.6, color=plt.cm.tab10(c), label=name)
-    ax.set_title(title)
-    ax.set_xlabel(axis_labels[0])
-    ax.set_ylabel(axis_labels[1])
-    ax.legend(markerscale=6, fontsize=8, loc="best")
+    """2-D points in one panel per colouring, {panel title: (each point's group index, group names)},
+    one legend entry per group; group g has the same colour in every panel."""
+    fig, axes = plt.subplots(1, len(colourings), figsize=(7 * len(colourings), 6), squeeze=False)
+    palette = plt.cm.tab10 if max(len(names) for _, names in colourings.values()) <= 10 else plt.cm.tab20
+    for ax, (panel_title, (groups, names)) in zip(axes[0], colourings.items()):
+        for g, name in enumerate(names):
+            sel = groups == g
+            ax.scatter(points[sel, 0], points[sel, 1], s=2, alpha=0.6, color=palette(g % palette.N), label=name)
+        ax.set_title(panel_title)
+        ax.set_xlabel(axis_labels[0])
+        ax.set_ylabel(axis_labels[1])
+        ax.legend(markerscale=6, fontsize=8, loc="best")
     fig.tight_layout()
     save_figure(fig, path)
 
