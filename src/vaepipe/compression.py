@@ -1,0 +1,144 @@
+"""Lossless compression of binary images with the VAE: bits-back coding on an ANS stack (BB-ANS,
+Townsend, Bird & Barber 2019), with the `constriction` entropy coders.
+
+For each batch of images the encoder (1) decodes every latent's bin from the stack with the posterior
+q(z|x): the "bits back"; (2) encodes the pixels with the decoder's Bernoulli probabilities p(x|z) at
+the bins' centres; (3) encodes the bins with the prior, which is uniform because the bins have equal
+mass under N(0, 1). The decoder runs the batches in reverse order and undoes each step, in reverse.
+A batch then costs -log p(x|z) - log P(z) + log Q(z|x) bits on average: the -ELBO of the discretised
+latents. The stack starts from seeded random words, the bits the first batch's posterior decode takes.
+
+A compressed file (`pack` / `unpack`) is: MAGIC, a JSON header (format version, the model's sha256,
+the coder's settings, the image count and shape), the coder's words, and the sha256 of all of that, so
+a truncated or altered file, or one made with another model, is refused before anything is decoded.
+
+Encoder and decoder must compute bit-identical probabilities: both run the networks on the same
+batches (same shapes, same order within a batch) in float32 on the CPU, and the bin tables in float64.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+
+import constriction
+import numpy as np
+import torch
+
+from vaepipe.data import IMAGE_PIXELS
+from vaepipe.errors import DataError
+from vaepipe.model import VAE
+
+MAGIC = b"VAEBBANS"
+FORMAT_VERSION = 1
+DIGEST_BYTES = 32  # sha256
+INITIAL_WORDS_SEED = 20190501  # any fixed seed: the decoder regenerates the same words to check the end state
+WORD_BITS = 32
+# constriction is a compiled extension whose submodules are attributes, not importable modules.
+AnsCoder = constriction.stream.stack.AnsCoder
+Bernoulli, Categorical, Uniform = (constriction.stream.model.Bernoulli, constriction.stream.model.Categorical,
+                                   constriction.stream.model.Uniform)
+
+
+class LatentBins:
+    """The real line cut into 2**precision bins of equal mass under N(0, 1)."""
+
+    def __init__(self, precision: int):
+        self.count = 2 ** precision
+        normal = torch.distributions.Normal(torch.tensor(0.0, dtype=torch.float64), torch.tensor(1.0, dtype=torch.float64))
+        self._cdf = normal.cdf
+        self.edges = normal.icdf(torch.arange(1, self.count, dtype=torch.float64) / self.count)
+        self.centres = normal.icdf((torch.arange(self.count, dtype=torch.float64) + 0.5) / self.count).float()
+
+    def posterior_masses(self, mu: torch.Tensor, logvar: torch.Tensor) -> np.ndarray:
+        """Mass of each bin under each N(mu, exp(logvar)): [mu.numel(), count], float64."""
+        mu, sd = mu.double().reshape(-1, 1), (0.5 * logvar.double()).exp().reshape(-1, 1)
+        inner = self._cdf((self.edges.unsqueeze(0) - mu) / sd)
+        cdf = torch.cat([torch.zeros_like(inner[:, :1]), inner, torch.ones_like(inner[:, :1])], dim=1)
+        return (cdf[:, 1:] - cdf[:, :-1]).numpy()
+
+
+class BitsBackCoder:
+    """BB-ANS for flat binary images [N, 784] (0/1) with `model`, `batch_size` images per network call."""
+
+    def __init__(self, model: VAE, precision: int, batch_size: int):
+        self.model = model.eval()
+        self.latent_dim = model.config.latent_dim
+        self.bins = LatentBins(precision)
+        self.batch_size = batch_size
+        self.posterior = Categorical(perfect=False)
+        self.pixels = Bernoulli(perfect=False)
+        self.prior = Uniform(self.bins.count)
+        # Enough for the first batch's posterior decode: at most `precision` bits a latent.
+        self.initial_words = np.random.default_rng(INITIAL_WORDS_SEED).integers(
+            0, 2 ** WORD_BITS, size=batch_size * self.latent_dim * precision // WORD_BITS + 1, dtype=np.uint32)
+
+    @torch.no_grad()
+    def _posterior_masses(self, x: torch.Tensor) -> np.ndarray:
+        mu, logvar = self.model.encode(x.float())
+        return self.bins.posterior_masses(mu, logvar)
+
+    @torch.no_grad()
+    def _pixel_probs(self, bins: np.ndarray) -> np.ndarray:
+        z = self.bins.centres[torch.as_tensor(bins, dtype=torch.long)].view(-1, self.latent_dim)
+        return torch.sigmoid(self.model.decode(z)).double().reshape(-1).numpy()
+
+    def _batches(self, n: int) -> list[slice]:
+        return [slice(i, min(i + self.batch_size, n)) for i in range(0, n, self.batch_size)]
+
+    def encode(self, images: torch.Tensor) -> np.ndarray:
+        """The compressed words (uint32) of binary images [N, 784]."""
+        coder = AnsCoder(self.initial_words.copy(), seal=False)
+        for rows in self._batches(len(images)):
+            x = images[rows]
+            bins = coder.decode(self.posterior, self._posterior_masses(x))
+            coder.encode_reverse(x.reshape(-1).numpy().astype(np.int32), self.pixels, self._pixel_probs(bins))
+            coder.encode_reverse(bins.astype(np.int32), self.prior)
+        return coder.get_compressed()
+
+    def decode(self, words: np.ndarray, n_images: int) -> torch.Tensor:
+        """The n_images binary images [N, 784] (uint8) that `encode` compressed into `words`; a DataError
+        when the words are not what `encode` wrote with this model and these settings."""
+        try:
+            coder = AnsCoder(words, seal=False)
+        except ValueError as exc:  # e.g. "ANS compressed data never ends in a zero word"
+            raise DataError(f"the compressed data is not valid ANS data ({exc})") from None
+        images = torch.empty(n_images, IMAGE_PIXELS, dtype=torch.uint8)
+        for rows in reversed(self._batches(n_images)):
+            n = rows.stop - rows.start
+            bins = coder.decode(self.prior, n * self.latent_dim)
+            pixels = coder.decode(self.pixels, self._pixel_probs(bins))
+            x = torch.as_tensor(pixels, dtype=torch.uint8).view(n, IMAGE_PIXELS)
+            coder.encode_reverse(bins, self.posterior, self._posterior_masses(x))
+            images[rows] = x
+        if not np.array_equal(coder.get_compressed(), self.initial_words):
+            raise DataError("the compressed data does not decode with this model and these settings "
+                            "(the coder did not end in its initial state)")
+        return images
+
+    def initial_bits(self) -> int:
+        return len(self.initial_words) * WORD_BITS
+
+
+def pack(words: np.ndarray, header: dict) -> bytes:
+    """A compressed file: MAGIC, header length and JSON header, the words (little-endian), the sha256."""
+    head = json.dumps({"format_version": FORMAT_VERSION, **header}, sort_keys=True).encode()
+    body = MAGIC + struct.pack("<I", len(head)) + head + words.astype("<u4").tobytes()
+    return body + hashlib.sha256(body).digest()
+
+
+def unpack(data: bytes, source: str) -> tuple[dict, np.ndarray]:
+    """The header and words of a file `pack` wrote; a one-line DataError naming `source` otherwise."""
+    if not data.startswith(MAGIC):
+        raise DataError(f"{source}: not a vaepipe compressed file (no {MAGIC.decode()} header)")
+    body, digest = data[:-DIGEST_BYTES], data[-DIGEST_BYTES:]
+    if len(data) < len(MAGIC) + 4 + DIGEST_BYTES or hashlib.sha256(body).digest() != digest:
+        raise DataError(f"{source}: checksum mismatch: the file is truncated or corrupted")
+    (head_length,) = struct.unpack_from("<I", body, len(MAGIC))
+    head_end = len(MAGIC) + 4 + head_length
+    header = json.loads(body[len(MAGIC) + 4:head_end])
+    if header.get("format_version") != FORMAT_VERSION:
+        raise DataError(f"{source}: format version {header.get('format_version')} is not {FORMAT_VERSION}; "
+                        "use the vaepipe version that wrote it")
+    return header, np.frombuffer(body[head_end:], dtype="<u4").astype(np.uint32)
