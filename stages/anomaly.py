@@ -9,9 +9,9 @@ import pandas as pd
 import torch
 from safetensors import SafetensorError
 
-from vaepipe.anomaly import (SCORES, Detector, Typicality, evaluate_detection, file_sha256, image_statistics,
+from vaepipe.anomaly import (SCORES, Detector, Typicality, evaluate_detection, image_statistics,
                              roc_table, scores_from)
-from vaepipe.artifacts import all_or_nothing, atomic_path, load_tensors, write_json
+from vaepipe.artifacts import all_or_nothing, atomic_path, file_sha256, load_tensors, write_json
 from vaepipe.cli import run_stage
 from vaepipe.corruptions import CORRUPTIONS
 from vaepipe.data import anomaly_test_images, load_split, train_val_indices

@@ -74,6 +74,7 @@ TINY = {
     "downstream.unlabelled": 1000,
     "cluster.umap_epochs": 5,
     "cluster.gmm_inits": 1,
+    "compress.test_subset": 200,
     "anomaly.k": 2,
     "anomaly.n_fit": 300,
     "anomaly.n_val": 100,
@@ -110,7 +111,7 @@ def tiny_run(tmp_path_factory, mnist_raw, fashion_raw) -> Path:
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
-        for stage in ("train", "evaluate", "cluster", "generate", "downstream", "corrupt", "anomaly"):
+        for stage in ("train", "evaluate", "cluster", "generate", "downstream", "compress", "corrupt", "anomaly"):
             run_stage_script(stage)
     return root
 

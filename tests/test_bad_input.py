@@ -278,6 +278,7 @@ BAD_PARAMS = [
     ({"cluster.n_clusters": 1}, "`cluster.n_clusters` must be >= 2"),
     ({"cluster.umap_epochs": 0}, "`cluster.umap_epochs` must be > 0"),
     ({"generate.embedding": "isomap"}, "`generate.embedding` must be one of umap, pca, tsne"),
+    ({"compress.latent_precision": 20}, "`compress.latent_precision` must be between 1 and 16 (bits)"),
 ]
 
 
@@ -310,6 +311,8 @@ def test_label_budgets_below_one_per_class_or_repeated(refused, budgets):
     ("downstream", {"downstream.unlabelled": 59790},
      re.escape("`downstream.unlabelled` is 59790, but the probes' training part less the 20 labelled codes "
                "has only 59780")),
+    ("compress", {"compress.test_subset": 10001},
+     re.escape("`compress.test_subset` is 10001, but the test set has only 10000")),
     ("corrupt", {"anomaly.n_val": 201},
      re.escape("`anomaly.n_val` is 201, but the validation split has only 200")),
     ("corrupt", {"anomaly.test_subset": 10001},
@@ -317,7 +320,7 @@ def test_label_budgets_below_one_per_class_or_repeated(refused, budgets):
     ("anomaly", {"anomaly.n_fit": 60000},
      re.escape("`anomaly.n_fit` is 60000, but the training part of the training split has only 59800")),
 ], ids=["label-budget-above-a-class", "train-subset", "test-subset", "reconstructions", "interpolations",
-        "unlabelled", "anomaly-n-val", "anomaly-test-subset", "anomaly-n-fit"])
+        "unlabelled", "compress-test-subset", "anomaly-n-val", "anomaly-test-subset", "anomaly-n-fit"])
 def test_params_that_do_not_fit_the_data(refused, stage, changes, message):
     edit_params(changes)
     refused(stage, re.compile(r"params\.yaml: " + message))
@@ -331,7 +334,7 @@ def test_params_key_missing(refused):
 
 
 @pytest.mark.parametrize("stage", ["check_params", "download", "train", "evaluate", "cluster", "generate",
-                                   "downstream", "corrupt", "anomaly"])
+                                   "downstream", "compress", "corrupt", "anomaly"])
 def test_every_stage_checks_params(refused, stage):
     edit_params({"latnet_dim": 32})
     refused(stage, "params.yaml: `latnet_dim` is not a known parameter; did you mean `latent_dim`?")
@@ -347,7 +350,7 @@ def test_params_file_not_yaml(refused):
     refused("evaluate", re.compile(r"params\.yaml: `params\.yaml` is not valid YAML \(.+\)"))
 
 
-@pytest.mark.parametrize("stage", ["train", "evaluate", "cluster", "generate", "downstream", "anomaly"])
+@pytest.mark.parametrize("stage", ["train", "evaluate", "cluster", "generate", "downstream", "compress", "anomaly"])
 def test_cuda_requested_without_gpu(refused, monkeypatch, stage):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     edit_params({"device": "cuda"})
@@ -381,7 +384,7 @@ def break_model(case: str) -> str | re.Pattern:
     return UNREADABLE_MODEL
 
 
-@pytest.mark.parametrize("stage", ["evaluate", "cluster", "generate", "downstream", "anomaly"])
+@pytest.mark.parametrize("stage", ["evaluate", "cluster", "generate", "downstream", "compress", "anomaly"])
 @pytest.mark.parametrize("case", ["missing", "truncated", "other-architecture", "torch-save-pickle", "no-config"])
 def test_bad_model_file(refused, stage, case):
     refused(stage, break_model(case))

@@ -27,6 +27,7 @@ TINY = {
     "anomaly.n_val": 300,
     "anomaly.test_subset": 1000,
     "cluster.umap_epochs": 10,
+    "compress.test_subset": 1000,
 }
 
 
@@ -108,6 +109,13 @@ def test_metrics_are_complete_and_sane(repo):
     # The 2-epoch model with a 2-D latent space clusters poorly (0.27 here), but well above chance: about
     # 0.12 accuracy and 0 NMI for clusters that ignore the digits.
     assert cluster["accuracy"] > 0.2 and cluster["nmi"] > 0.1
+
+    compress = json.loads((root / "metrics/compress.json").read_text())
+    assert compress["n_images"] == 1000 and compress["file_bytes"] == (root / "data/compressed/test.vbb").stat().st_size
+    # Bits-back coding costs the model's -ELBO (the stage has checked the round trip bit for bit) ...
+    assert abs(compress["net_gap_percent"]) < 3 and compress["total_bpp"] > compress["net_bpp"]
+    # ... which, even for a 2-epoch model, beats PNG and WebP files of the same images.
+    assert compress["total_bpp"] < min(compress["baselines_bpp"]["png_files"], compress["baselines_bpp"]["webp_files"])
 
     anomaly = json.loads((root / "metrics/anomaly.json").read_text())
     assert anomaly["ood_dataset"] == "fashion-mnist"

@@ -24,7 +24,6 @@ applies unchanged to anyone's images.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -227,10 +226,6 @@ def roc_table(normal: np.ndarray, anomalous: np.ndarray, n_points: int = 101) ->
     grid = np.linspace(0, 1, n_points)
     return pd.DataFrame({"fpr": grid, "tpr": np.interp(grid, fpr, tpr)})
 
-
-
-def file_sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 @dataclass

@@ -16,7 +16,8 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torchvision.datasets.mnist import read_image_file
 
-from vaepipe.anomaly import SCORES, Detector, file_sha256, image_statistics, scores_from
+from vaepipe.anomaly import SCORES, Detector, image_statistics, scores_from
+from vaepipe.artifacts import file_sha256
 from vaepipe.cli import run_stage
 from vaepipe.data import IDX_IMAGES_MAGIC, IMAGE_PIXELS, IMAGE_SIDE, read_idx
 from vaepipe.errors import PipelineError

@@ -9,6 +9,7 @@ written, and a rename that fails puts back the files the earlier renames replace
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -138,6 +139,11 @@ def save_tensors(target: str | Path, tensors: dict[str, torch.Tensor], metadata:
     tensors = {name: t.detach().to("cpu").clone() for name, t in tensors.items()}
     with atomic_path(target) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes: ties a derived artifact to the exact model it was made with."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def load_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

@@ -18,15 +18,20 @@ batches (same shapes, same order within a batch) in float32 on the CPU, and the 
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import hashlib
+import io
 import json
+import lzma
 import struct
 
 import constriction
 import numpy as np
 import torch
+from PIL import Image, features
 
-from vaepipe.data import IMAGE_PIXELS
+from vaepipe.data import IMAGE_PIXELS, IMAGE_SIDE
 from vaepipe.errors import DataError
 from vaepipe.model import VAE
 
@@ -142,3 +147,39 @@ def unpack(data: bytes, source: str) -> tuple[dict, np.ndarray]:
         raise DataError(f"{source}: format version {header.get('format_version')} is not {FORMAT_VERSION}; "
                         "use the vaepipe version that wrote it")
     return header, np.frombuffer(body[head_end:], dtype="<u4").astype(np.uint32)
+
+
+def png_idat_bytes(png: bytes) -> int:
+    """Bytes of image data in a PNG: the payloads of its IDAT chunks (no signature, header or chunk framing)."""
+    total, offset = 0, 8  # after the 8-byte signature
+    while offset < len(png):
+        (length,) = struct.unpack_from(">I", png, offset)
+        if png[offset + 4:offset + 8] == b"IDAT":
+            total += length
+        offset += 12 + length  # length, type, data, CRC
+    return total
+
+
+def baseline_sizes(images: np.ndarray) -> dict[str, int]:
+    """Bytes each generic lossless format takes for the same binary images [N, 784] (0/1): gzip, bz2 and
+    lzma on the bit-packed pixels (one stream for all images); 1-bit PNG and lossless WebP, one file per
+    image, as whole files and (PNG) as image data only."""
+    packed = np.packbits(images.astype(bool)).tobytes()
+    sizes = {"gzip": len(gzip.compress(packed, compresslevel=9, mtime=0)), "bz2": len(bz2.compress(packed, 9)),
+             "lzma": len(lzma.compress(packed, preset=9 | lzma.PRESET_EXTREME))}
+    pngs = []
+    webp_bytes = 0
+    for image in images.reshape(-1, IMAGE_SIDE, IMAGE_SIDE).astype(bool):
+        picture = Image.fromarray(image)  # mode "1": one bit a pixel
+        buffer = io.BytesIO()
+        picture.save(buffer, format="PNG", optimize=True)
+        pngs.append(buffer.getvalue())
+        if features.check("webp"):
+            buffer = io.BytesIO()
+            picture.convert("L").save(buffer, format="WEBP", lossless=True, quality=100, method=6)
+            webp_bytes += len(buffer.getvalue())
+    sizes["png_files"] = sum(len(png) for png in pngs)
+    sizes["png_image_data"] = sum(png_idat_bytes(png) for png in pngs)
+    if features.check("webp"):
+        sizes["webp_files"] = webp_bytes
+    return sizes

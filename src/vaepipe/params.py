@@ -135,6 +135,18 @@ class ClusterParams:
 
 
 @dataclass(frozen=True)
+class CompressParams:
+    latent_precision: int
+    batch_size: int
+    test_subset: int
+
+    def validate(self, prefix: str) -> None:
+        _require(f"{prefix}.latent_precision", 1 <= self.latent_precision <= 16, "must be between 1 and 16 (bits)")
+        _require(f"{prefix}.batch_size", self.batch_size > 0, "must be > 0")
+        _require(f"{prefix}.test_subset", self.test_subset >= 0, "must be >= 0 (0 = all images)")
+
+
+@dataclass(frozen=True)
 class AnomalyParams:
     ood_dataset: str
     k: int
@@ -165,6 +177,7 @@ class Params:
     generate: GenerateParams
     downstream: DownstreamParams
     cluster: ClusterParams
+    compress: CompressParams
     anomaly: AnomalyParams
 
     @property
