@@ -2,6 +2,7 @@
 
     python bench/benchmark.py                       # after `dvc repro download` (reads data/raw)
     python bench/benchmark.py --only eval --repeats 1 --eval-images 10000   # IS-NLL, full test set, k=5000
+    python bench/benchmark.py --only compress       # bits-back coding speed with models/vae.safetensors
 
 Every measurement runs in its own child process (so each peak RSS is its own), and the repetitions
 interleave them (peak, canonical, ours, evaluation, then again), so a machine that slows down for a
@@ -10,6 +11,7 @@ while slows all of them alike. Medians are reported, as JSON (stdout and --out) 
 Arithmetic bounds use the matrix-multiply peak measured in the same run:
 - training: 6 x parameters x images floating-point operations per epoch (forward 2, backward 4);
 - IS evaluation: 2 x decoder parameters per (image, sample), plus the encoder once per image.
+Compression is timed with the trained model (`--model`): the compress stage's coder, encode and decode.
 """
 
 from __future__ import annotations
@@ -33,10 +35,12 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "src"))
 sys.path.insert(0, str(REPO_ROOT / "bench"))
 
+from vaepipe.artifacts import file_sha256  # noqa: E402
+from vaepipe.compression import decode_file, encode_file  # noqa: E402
 from vaepipe.data import binarized_once, load_split  # noqa: E402
 from vaepipe.errors import PipelineError  # noqa: E402
 from vaepipe.evaluation import likelihood_bounds  # noqa: E402
-from vaepipe.model import VAE, VAEConfig  # noqa: E402
+from vaepipe.model import VAE, VAEConfig, load_model  # noqa: E402
 from vaepipe.params import TrainParams  # noqa: E402
 from vaepipe.runtime import generator, make_deterministic, select_device  # noqa: E402
 from vaepipe.training import Trainer  # noqa: E402
@@ -132,6 +136,21 @@ def measure_eval(data_dir: Path, device: torch.device, n_images: int, k: int) ->
     return {"seconds": seconds, "images": len(x), "k": k, "flop": flop}
 
 
+def measure_compress(data_dir: Path, model_path: str, n_images: int) -> dict:
+    """Bits-back encode and decode of the binarised test images, as the compress stage runs them (CPU)."""
+    make_deterministic(SEED)
+    images, _ = load_split(data_dir, "test")
+    x = binarized_once(images[:n_images], "dynamic").to(torch.uint8)
+    model, model_sha256 = load_model(model_path, torch.device("cpu")), file_sha256(model_path)
+    start = time.perf_counter()
+    data = encode_file(x, model, model_sha256, precision=8, batch_size=100, extra_header={})
+    encode_s = time.perf_counter() - start
+    start = time.perf_counter()
+    decode_file(data, "benchmark", model, model_path, model_sha256)
+    return {"images": len(x), "encode_s": encode_s, "decode_s": time.perf_counter() - start,
+            "bits_per_pixel": 8 * len(data) / x.numel()}
+
+
 def worker(args: argparse.Namespace) -> None:
     device = select_device(args.device)
     data_dir = Path(args.data)
@@ -141,6 +160,8 @@ def worker(args: argparse.Namespace) -> None:
         result = measure_canonical(data_dir, device, args.epochs)
     elif args.worker == "ours":
         result = measure_ours(data_dir, device, args.epochs)
+    elif args.worker == "compress":
+        result = measure_compress(data_dir, args.model, args.compress_images)
     else:
         result = measure_eval(data_dir, device, args.eval_images, args.eval_k)
     result["peak_rss_mib"] = peak_rss_mib()
@@ -149,7 +170,8 @@ def worker(args: argparse.Namespace) -> None:
 
 def run_worker(args: argparse.Namespace, name: str) -> dict:
     command = [sys.executable, __file__, "--worker", name, "--data", args.data, "--device", args.device,
-               "--epochs", str(args.epochs), "--eval-images", str(args.eval_images), "--eval-k", str(args.eval_k)]
+               "--epochs", str(args.epochs), "--eval-images", str(args.eval_images), "--eval-k", str(args.eval_k),
+               "--model", args.model, "--compress-images", str(args.compress_images)]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode:
         sys.exit(f"error: benchmark worker `{name}` failed: {done.stderr.strip().splitlines()[-1]}")
@@ -181,6 +203,12 @@ def summarise(runs: list[dict[str, dict]], device: torch.device) -> dict:
         summary["train"] = train_summary(runs, median, peak)
     if "eval" in runs[0]:
         summary["eval"] = eval_summary(runs, median, peak)
+    if "compress" in runs[0]:
+        n = runs[0]["compress"]["images"]
+        summary["compress"] = {"images": n, "encode_images_per_s": n / median("compress", "encode_s"),
+                               "decode_images_per_s": n / median("compress", "decode_s"),
+                               "bits_per_pixel": runs[0]["compress"]["bits_per_pixel"],
+                               "peak_rss_mib": median("compress", "peak_rss_mib")}
     return summary
 
 
@@ -244,6 +272,12 @@ def markdown(summary: dict) -> str:
             f"| IS-NLL time / bound | {e['over_bound']:.2f}× |",
             f"| peak RSS: IS-NLL | {e['peak_rss_mib']:.0f} MiB |",
         ]
+    if "compress" in summary:
+        c = summary["compress"]
+        lines += [
+            f"| bits-back coding, {c['images']} test images ({c['bits_per_pixel']:.4f} bits/pixel): encode / decode "
+            f"| {c['encode_images_per_s']:,.0f} / {c['decode_images_per_s']:,.0f} images/s |",
+        ]
     return "\n".join(lines)
 
 
@@ -255,9 +289,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2, help="epochs per training measurement; the last is timed")
     parser.add_argument("--eval-images", type=int, default=500)
     parser.add_argument("--eval-k", type=int, default=5000)
-    parser.add_argument("--only", choices=("train", "eval"), help="measure only training or only evaluation")
+    parser.add_argument("--model", default=str(REPO_ROOT / "models" / "vae.safetensors"),
+                        help="the trained VAE the compression is timed with (default: the pipeline's)")
+    parser.add_argument("--compress-images", type=int, default=10000)
+    parser.add_argument("--only", choices=("train", "eval", "compress"), help="measure only this")
     parser.add_argument("--out", help="also write the JSON here")
-    parser.add_argument("--worker", choices=("peak", "canonical", "ours", "eval"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=("peak", "canonical", "ours", "eval", "compress"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         try:
@@ -268,13 +305,15 @@ def main() -> None:
     for name in IDX_FILES:
         if not (Path(args.data) / name).is_file():
             sys.exit(f"error: {Path(args.data) / name} is missing; run `dvc repro download` first")
-    if args.repeats < 1 or args.epochs < 1 or args.eval_images < 1 or args.eval_k < 1:
-        sys.exit("error: --repeats, --epochs, --eval-images and --eval-k must be >= 1")
+    if min(args.repeats, args.epochs, args.eval_images, args.eval_k, args.compress_images) < 1:
+        sys.exit("error: --repeats, --epochs, --eval-images, --eval-k and --compress-images must be >= 1")
+    if args.only in (None, "compress") and not Path(args.model).is_file():
+        sys.exit(f"error: {args.model} is missing; run `dvc repro train` first (or leave compression out with --only)")
 
     runs = []
     for repeat in range(1, args.repeats + 1):
-        names = ["peak", *{None: ("canonical", "ours", "eval"), "train": ("canonical", "ours"),
-                           "eval": ("eval",)}[args.only]]
+        names = ["peak", *{None: ("canonical", "ours", "eval", "compress"), "train": ("canonical", "ours"),
+                           "eval": ("eval",), "compress": ("compress",)}[args.only]]
         run = {name: run_worker(args, name) for name in names}
         runs.append(run)
         print(f"repeat {repeat}/{args.repeats}: " + ", ".join(f"{name} {json.dumps(result)}"

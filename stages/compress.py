@@ -1,21 +1,24 @@
 """Stage `compress`: the binarised test set (the evaluate stage's fixed binarisation) compressed into one
 file with bits-back ANS coding (vaepipe.compression), decoded again and checked bit for bit; its rate
-against the model's -ELBO and against generic lossless formats on the same images.
+against the model's -ELBO and against generic lossless formats on the same images. The file decompresses
+with `vaepipe-decompress` into a .npy array [N, 28, 28] of 0/1 bytes.
 
 Speeds (images/s) are printed, not written to the metrics: they differ run to run, and the metrics and
-dvc.lock of a run are byte-identical to another run's.
+dvc.lock of a run are byte-identical to another run's (`bench/benchmark.py --only compress` records them).
 """
 
 import time
+from pathlib import Path
 
 import torch
 
 from vaepipe.artifacts import all_or_nothing, file_sha256, write_bytes, write_json
 from vaepipe.cli import run_stage
-from vaepipe.compression import BitsBackCoder, baseline_sizes, pack, unpack
-from vaepipe.data import IMAGE_PIXELS, binarized_once, load_split
+from vaepipe.compression import baseline_sizes, decode_file, encode_file
+from vaepipe.data import IMAGE_PIXELS, IMAGE_SIDE, binarized_once, load_split
 from vaepipe.errors import DataError
 from vaepipe.evaluation import likelihood_bounds
+from vaepipe.image_files import binary_images
 from vaepipe.model import load_model
 from vaepipe.objectives import nats_to_bits_per_dim
 from vaepipe.params import load_params, require_at_most
@@ -33,20 +36,18 @@ def main() -> None:
     make_deterministic(params.seed)
     select_device(params.device)  # checks the param; the coder runs on the CPU (see vaepipe.compression)
     model = load_model(MODEL_PATH, torch.device("cpu"))
+    model_sha256 = file_sha256(MODEL_PATH)
     images, _ = load_split("data/raw", "test")
     require_at_most("compress.test_subset", cp.test_subset, len(images), "the test set")
-    x = binarized_once(images[: cp.test_subset or len(images)], "dynamic").to(torch.uint8)
+    binary = binarized_once(images[: cp.test_subset or len(images)], "dynamic").to(torch.uint8)
+    x, layout = binary_images(Path(COMPRESSED_PATH), binary.view(-1, IMAGE_SIDE, IMAGE_SIDE).numpy(), "npy")
     pixels = x.numel()
 
-    coder = BitsBackCoder(model, cp.latent_precision, cp.batch_size)
     start = time.perf_counter()
-    words = coder.encode(x)
+    data = encode_file(x, model, model_sha256, cp.latent_precision, cp.batch_size, {"array": layout})
     encode_s = time.perf_counter() - start
-    header = {"model_sha256": file_sha256(MODEL_PATH), "latent_precision": cp.latent_precision,
-              "batch_size": cp.batch_size, "n_images": len(x), "image_shape": [28, 28]}
-    data = pack(words, header)
     start = time.perf_counter()
-    decoded = coder.decode(unpack(data, COMPRESSED_PATH)[1], len(x))
+    header, decoded = decode_file(data, COMPRESSED_PATH, model, MODEL_PATH, model_sha256)
     decode_s = time.perf_counter() - start
     if not torch.equal(decoded, x):
         raise DataError(f"{COMPRESSED_PATH}: decoding did not give back the images bit for bit")
@@ -55,8 +56,8 @@ def main() -> None:
         neg_elbo = likelihood_bounds(model, x.float(), ELBO_SAMPLES, generator(torch.device("cpu"), params.seed))
     neg_elbo_bpp = nats_to_bits_per_dim(neg_elbo.neg_elbo.mean().item(), IMAGE_PIXELS)
     total_bpp = 8 * len(data) / pixels
-    net_bpp = (8 * len(data) - coder.initial_bits()) / pixels
-    metrics = {"n_images": len(x), "total_bpp": total_bpp, "net_bpp": net_bpp, "initial_bits": coder.initial_bits(),
+    net_bpp = (8 * len(data) - header["initial_bits"]) / pixels
+    metrics = {"n_images": len(x), "total_bpp": total_bpp, "net_bpp": net_bpp, "initial_bits": header["initial_bits"],
                "file_bytes": len(data), "neg_elbo_bpp": neg_elbo_bpp,
                "total_gap_percent": 100 * (total_bpp / neg_elbo_bpp - 1), "net_gap_percent": 100 * (net_bpp / neg_elbo_bpp - 1),
                "baselines_bpp": {name: 8 * size / pixels for name, size in baseline_sizes(x.numpy()).items()}}

@@ -120,3 +120,25 @@ def run_stage_script(stage: str) -> None:
     """Run stages/<stage>.py in this process, in the current directory, as `python stages/<stage>.py` would."""
     with torch_state_kept():
         runpy.run_path(str(STAGES / f"{stage}.py"), run_name="__main__")
+
+
+@pytest.fixture
+def work_dir(tiny_run, tmp_path, monkeypatch) -> Path:
+    """A copy of the tiny run's models (what the commands read by default), made the current directory."""
+    shutil.copytree(tiny_run / "models", tmp_path / "models")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def run_command(capsys, main, *args) -> tuple[int, list[str], list[str]]:
+    """A command's main(argv) as its installed script runs it: its exit code, stdout lines, non-blank stderr lines."""
+    from vaepipe.cli import run_stage
+
+    capsys.readouterr()
+    code = 0
+    try:
+        run_stage(lambda: main([str(a) for a in args]))
+    except SystemExit as exited:
+        code = exited.code
+    out, err = capsys.readouterr()
+    return code, out.splitlines(), [line for line in err.splitlines() if line.strip()]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import pickle
 import re
 import shutil
 import subprocess
@@ -15,11 +14,11 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, run_command
 from vaepipe.anomaly import Detector, image_statistics, scores_from
 from vaepipe.anomaly_cli import main
 from vaepipe.artifacts import save_weights
-from vaepipe.cli import EXIT_USER_ERROR, run_stage
+from vaepipe.cli import EXIT_USER_ERROR
 from vaepipe.data import load_split
 from vaepipe.model import VAE, load_model
 
@@ -27,37 +26,18 @@ DETECTOR = "models/anomaly_detector.safetensors"
 MODEL = "models/vae.safetensors"
 
 
-@pytest.fixture
-def run_dir(tiny_run, tmp_path, monkeypatch) -> Path:
-    """A copy of the tiny run's models (the command reads nothing else), made the current directory."""
-    shutil.copytree(tiny_run / "models", tmp_path / "models")
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-def command(capsys, *args: str) -> tuple[int, list[str], list[str]]:
-    capsys.readouterr()
-    code = 0
-    try:
-        run_stage(lambda: main([str(a) for a in args]))
-    except SystemExit as exited:
-        code = exited.code
-    out, err = capsys.readouterr()
-    return code, out.splitlines(), [line for line in err.splitlines() if line.strip()]
-
-
 def save_png(path: Path, image: torch.Tensor) -> Path:
     Image.fromarray(np.round(image.view(28, 28).numpy() * 255).astype(np.uint8)).save(path)
     return path
 
 
-def test_png_npy_and_idx_give_the_library_s_scores_and_verdicts(run_dir, tiny_run, capsys):
+def test_png_npy_and_idx_give_the_library_s_scores_and_verdicts(work_dir, tiny_run, capsys):
     test_x, _ = load_split(tiny_run / "data/raw", "test")
     digits = (test_x[:3] * 255).round() / 255  # what a PNG can hold
-    pngs = [save_png(run_dir / f"digit{i}.png", x) for i, x in enumerate(digits)]
-    np.save(run_dir / "digits.npy", (digits.view(3, 28, 28).numpy() * 255).round().astype(np.uint8))
-    white = save_png(run_dir / "white.png", torch.ones(784))
-    code, out, err = command(capsys, *pngs, run_dir / "digits.npy", white)
+    pngs = [save_png(work_dir / f"digit{i}.png", x) for i, x in enumerate(digits)]
+    np.save(work_dir / "digits.npy", (digits.view(3, 28, 28).numpy() * 255).round().astype(np.uint8))
+    white = save_png(work_dir / "white.png", torch.ones(784))
+    code, out, err = run_command(capsys, main, *pngs, work_dir / "digits.npy", white)
     assert code == 0 and err == []
 
     detector = Detector.load(DETECTOR)
@@ -66,7 +46,7 @@ def test_png_npy_and_idx_give_the_library_s_scores_and_verdicts(run_dir, tiny_ru
     threshold = detector.thresholds[detector.score]
     assert out[0].startswith(f"# score: {detector.score}; anomalous above {threshold:.4g}")
     rows = [line.split("\t") for line in out[1:]]
-    assert [r[0] for r in rows] == [str(p) for p in pngs] + [f"{run_dir / 'digits.npy'}[{i}]" for i in range(3)] + [
+    assert [r[0] for r in rows] == [str(p) for p in pngs] + [f"{work_dir / 'digits.npy'}[{i}]" for i in range(3)] + [
         str(white)]
     values = [float(r[1]) for r in rows]
     np.testing.assert_allclose(values[:3], expected, rtol=1e-3)
@@ -75,16 +55,16 @@ def test_png_npy_and_idx_give_the_library_s_scores_and_verdicts(run_dir, tiny_ru
     assert rows[-1][2] == "anomalous"  # an all-white square is no digit
 
 
-def test_a_whole_idx_file_flags_about_the_chosen_share_of_normal_images(run_dir, tiny_run, capsys):
-    code, out, _ = command(capsys, tiny_run / "data/raw/t10k-images-idx3-ubyte")
+def test_a_whole_idx_file_flags_about_the_chosen_share_of_normal_images(work_dir, tiny_run, capsys):
+    code, out, _ = run_command(capsys, main, tiny_run / "data/raw/t10k-images-idx3-ubyte")
     assert code == 0 and len(out) == 1 + 10000
     flagged = np.mean([line.endswith("\tanomalous") for line in out[1:]])
     assert 0.01 < flagged < 0.15  # 5 % of held-out normal images, give or take a tiny model's noise
 
 
-def test_another_score_can_be_asked_for(run_dir, capsys):
-    save_png(run_dir / "blank.png", torch.zeros(784))
-    code, out, _ = command(capsys, "--score", "nll", run_dir / "blank.png")
+def test_another_score_can_be_asked_for(work_dir, capsys):
+    save_png(work_dir / "blank.png", torch.zeros(784))
+    code, out, _ = run_command(capsys, main, "--score", "nll", work_dir / "blank.png")
     assert code == 0 and out[0].startswith("# score: nll;")
 
 
@@ -136,16 +116,16 @@ def bad_input(case: str, root: Path) -> tuple[list[str], str]:
 
 @pytest.mark.parametrize("case", ["wrong-size", "not-an-image", "missing-image", "missing-model", "missing-detector",
                                   "other-model", "npy-out-of-range", "npy-wrong-shape", "npy-pickle"])
-def test_bad_input_is_one_line_and_exit_2(run_dir, capsys, case):
-    args, message = bad_input(case, run_dir)
-    code, out, err = command(capsys, *args)
+def test_bad_input_is_one_line_and_exit_2(work_dir, capsys, case):
+    args, message = bad_input(case, work_dir)
+    code, out, err = run_command(capsys, main, *args)
     pattern = message if isinstance(message, re.Pattern) else re.compile(re.escape(message))
     assert code == EXIT_USER_ERROR and out == []
     assert len(err) == 1 and pattern.fullmatch(err[0].removeprefix("error: ")), err
-    assert not (run_dir / "pwned").exists()
+    assert not (work_dir / "pwned").exists()
 
 
-def test_help_and_the_installed_command(run_dir):
+def test_help_and_the_installed_command(work_dir):
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT / "src"))
     result = subprocess.run([sys.executable, "-m", "vaepipe.anomaly_cli", "--help"], capture_output=True, text=True,
                             env=env)
@@ -154,6 +134,6 @@ def test_help_and_the_installed_command(run_dir):
     if installed is None and os.environ.get("CI") == "true":
         pytest.fail("vaepipe-anomaly is not installed: `make setup` installs the package with its scripts")
     if installed is not None:
-        result = subprocess.run([installed, str(run_dir / "absent.png")], capture_output=True, text=True)
+        result = subprocess.run([installed, str(work_dir / "absent.png")], capture_output=True, text=True)
         assert result.returncode == EXIT_USER_ERROR
-        assert result.stderr.strip() == f"error: {run_dir / 'absent.png'}: cannot be read (No such file or directory)"
+        assert result.stderr.strip() == f"error: {work_dir / 'absent.png'}: cannot be read (No such file or directory)"

@@ -8,11 +8,12 @@ import sys
 from conftest import REPO_ROOT
 
 
-def test_benchmark_runs_and_reports_every_measurement(mnist_raw, tmp_path):
+def test_benchmark_runs_and_reports_every_measurement(mnist_raw, tiny_run, tmp_path):
     out = tmp_path / "bench.json"
     done = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / "benchmark.py"), "--data", str(mnist_raw),
                            "--device", "cpu", "--repeats", "1", "--epochs", "1", "--eval-images", "20",
-                           "--eval-k", "50", "--out", str(out)], capture_output=True, text=True, timeout=600)
+                           "--eval-k", "50", "--model", str(tiny_run / "models/vae.safetensors"),
+                           "--compress-images", "150", "--out", str(out)], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     summary = json.loads(out.read_text())
     train, evaluation = summary["train"], summary["eval"]
@@ -20,4 +21,7 @@ def test_benchmark_runs_and_reports_every_measurement(mnist_raw, tmp_path):
     assert train["speedup"] == train["canonical_epoch_s"] / train["ours_epoch_s"] > 0
     assert train["ours_over_bound"] == train["ours_epoch_s"] / train["bound_epoch_s"]
     assert (evaluation["images"], evaluation["k"]) == (20, 50) and evaluation["samples_per_s"] > 0
-    assert "| speed-up |" in done.stdout and "| IS-NLL time / bound |" in done.stdout
+    compress = summary["compress"]
+    assert compress["images"] == 150 and compress["encode_images_per_s"] > 0 and compress["decode_images_per_s"] > 0
+    assert 0 < compress["bits_per_pixel"] < 1
+    assert "| speed-up |" in done.stdout and "| IS-NLL time / bound |" in done.stdout and "bits-back" in done.stdout

@@ -14,20 +14,16 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
-from torchvision.datasets.mnist import read_image_file
 
 from vaepipe.anomaly import SCORES, Detector, image_statistics, scores_from
 from vaepipe.artifacts import file_sha256
 from vaepipe.cli import run_stage
-from vaepipe.data import IDX_IMAGES_MAGIC, IMAGE_PIXELS, IMAGE_SIDE, read_idx
-from vaepipe.errors import PipelineError
+from vaepipe.data import IMAGE_SIDE
+from vaepipe.errors import InputError
+from vaepipe.image_files import flat_images, read_array
 from vaepipe.model import load_model
 from vaepipe.params import DEVICES
 from vaepipe.runtime import select_device
-
-
-class InputError(PipelineError):
-    """An image the command cannot score."""
 
 
 def _from_array(path: Path, array: np.ndarray) -> torch.Tensor:
@@ -39,29 +35,14 @@ def _from_array(path: Path, array: np.ndarray) -> torch.Tensor:
         values = array.astype(np.float32)
     else:
         raise InputError(f"{path}: pixels of type {array.dtype}; expected uint8 (0-255) or floats in [0, 1]")
-    if values.shape[-2:] == (IMAGE_SIDE, IMAGE_SIDE):
-        values = values.reshape(-1, IMAGE_PIXELS)
-    if values.ndim == 1 and len(values) == IMAGE_PIXELS:
-        values = values.reshape(1, IMAGE_PIXELS)
-    if values.ndim != 2 or values.shape[1] != IMAGE_PIXELS or len(values) == 0:
-        raise InputError(f"{path}: array of shape {array.shape}; expected [28, 28], [N, 28, 28] or [N, 784]")
-    return torch.from_numpy(np.ascontiguousarray(values))
+    return torch.from_numpy(np.ascontiguousarray(flat_images(path, values)))
 
 
 def read_images(path: Path) -> torch.Tensor:
     """Flat grey images [N, 784] in [0, 1] from one file."""
-    try:
-        with path.open("rb") as f:
-            header = f.read(4)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot be read ({exc.strerror})") from None
-    if path.suffix == ".npy":
-        try:
-            return _from_array(path, np.load(path, allow_pickle=False))
-        except ValueError as exc:
-            raise InputError(f"{path}: not a plain .npy array ({exc})") from None
-    if int.from_bytes(header, "big") == IDX_IMAGES_MAGIC:
-        return _from_array(path, read_idx(path, IDX_IMAGES_MAGIC, read_image_file).numpy())
+    stored = read_array(path)
+    if stored is not None:
+        return _from_array(path, stored[0])
     try:
         with Image.open(path) as image:
             if image.size != (IMAGE_SIDE, IMAGE_SIDE):

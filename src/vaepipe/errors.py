@@ -17,3 +17,7 @@ class DataError(PipelineError):
 
 class ArtifactError(PipelineError):
     pass
+
+
+class InputError(PipelineError):
+    """A file a user gave a command that it cannot use."""

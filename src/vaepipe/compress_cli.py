@@ -1,0 +1,116 @@
+"""`vaepipe-compress` and `vaepipe-decompress`: binary 28 x 28 images, losslessly, with the trained VAE.
+
+    vaepipe-compress digits.npy               # writes digits.npy.vbb
+    vaepipe-decompress digits.npy.vbb         # writes digits.npy again, byte for byte
+    vaepipe-compress t10k-images-idx3-ubyte --binarize 0.5 -o test.vbb   # grey images: lossy, and says so
+
+Images: .npy arrays of shape [28, 28], [N, 28, 28] or [N, 784], or IDX image files like MNIST's, whose
+pixels are 0 and 1 (any numeric type), or 0 and 255 (integers). Decompressing gives back the same array:
+type, shape and values. Grey images are refused unless --binarize T is given: then a pixel is lit above
+T x full scale (255, or 1 for floats), and decompressing gives those binary images, not the grey ones.
+
+A compressed file records the sha256 of the model it was made with, the coder's settings and a checksum
+of everything: decompressing with another model, or a truncated or altered file, is refused with one line.
+Nothing is overwritten unless --force is given, and a failed run leaves no file behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from vaepipe.artifacts import file_sha256, write_bytes
+from vaepipe.cli import run_stage
+from vaepipe.compression import MAX_BATCH, MAX_PRECISION, decode_file, encode_file, unpack
+from vaepipe.errors import InputError
+from vaepipe.image_files import array_file_bytes, array_from_images, binary_images, check_layout, read_array
+from vaepipe.model import load_model
+
+SUFFIX = ".vbb"
+DEFAULT_MODEL = "models/vae.safetensors"
+
+
+def _bounded(kind, low, high):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is not in [{low}, {high}]")
+        return value
+    return parse
+
+
+def _parser(prog: str, input_help: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("input", type=Path, help=input_help)
+    parser.add_argument("-o", "--output", type=Path, help="the file to write (default: see above)")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="the trained VAE (default: %(default)s)")
+    parser.add_argument("--force", action="store_true", help="overwrite the output if it exists")
+    return parser
+
+
+def _load_model(path: str) -> tuple[torch.nn.Module, str]:
+    # The coder runs on the CPU whatever the machine has: both ends must compute the same probabilities.
+    return load_model(path, torch.device("cpu")), file_sha256(path)
+
+
+def _write(output: Path, data: bytes, force: bool) -> None:
+    if output.exists() and not force:
+        raise InputError(f"{output} exists; pass --force to overwrite it")
+    write_bytes(output, data)
+
+
+def compress(argv: list[str] | None = None) -> None:
+    parser = _parser("vaepipe-compress", ".npy or IDX file of binary 28x28 images")
+    parser.add_argument("--binarize", type=_bounded(float, 0.0, 1.0), metavar="T",
+                        help="threshold grey images at T x full scale (lossy; binary images are kept as they are)")
+    parser.add_argument("--precision", type=_bounded(int, 1, MAX_PRECISION), default=8,
+                        help="2**precision bins a latent (default: %(default)s)")
+    parser.add_argument("--batch-size", type=_bounded(int, 1, MAX_BATCH), default=100,
+                        help="images a network call; the decoder uses the same (default: %(default)s)")
+    args = parser.parse_args(argv)
+    stored = read_array(args.input)
+    if stored is None:
+        raise InputError(f"{args.input}: not a .npy file nor an IDX image file")
+    images, layout = binary_images(args.input, *stored, binarize_at=args.binarize)
+    if layout["binarized_at"] is not None:
+        print(f"{args.input}: grey images binarised at {args.binarize:g} x {layout['one']:g} (lossy: decompressing "
+              "gives these binary images, not the grey ones)")
+    model, model_sha256 = _load_model(args.model)
+    data = encode_file(images, model, model_sha256, args.precision, args.batch_size, {"array": layout})
+    output = args.output or args.input.with_name(args.input.name + SUFFIX)
+    _write(output, data, args.force)
+    initial_bits = unpack(data, str(output))[0]["initial_bits"]
+    print(f"{args.input}: {len(images)} images -> {output}, {len(data):,} bytes: {8 * len(data) / images.numel():.4f} "
+          f"bits/pixel, {(8 * len(data) - initial_bits) / images.numel():.4f} net of the {initial_bits // 8:,} "
+          "bytes the coder starts from")
+
+
+def decompress(argv: list[str] | None = None) -> None:
+    parser = _parser("vaepipe-decompress", f"a file vaepipe-compress wrote (the output drops its {SUFFIX})")
+    args = parser.parse_args(argv)
+    if args.output is None and args.input.suffix != SUFFIX:
+        raise InputError(f"{args.input} does not end in {SUFFIX}; name the output with -o")
+    try:
+        data = args.input.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{args.input}: cannot be read ({exc.strerror})") from None
+    model, model_sha256 = _load_model(args.model)
+    header, images = decode_file(data, str(args.input), model, args.model, model_sha256)
+    layout = header.get("array")
+    check_layout(layout, len(images), str(args.input))
+    output = args.output or args.input.with_suffix("")
+    _write(output, array_file_bytes(array_from_images(images, layout), layout["format"]), args.force)
+    print(f"{args.input}: {len(images)} images -> {output}")
+
+
+def compress_entry_point() -> None:
+    run_stage(compress)
+
+
+def decompress_entry_point() -> None:
+    run_stage(decompress)
