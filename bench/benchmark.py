@@ -109,9 +109,9 @@ def measure_ours(data_dir: Path, device: torch.device, epochs: int) -> dict:
     """Our Trainer on the canonical model, batch size and grey targets (no binarisation), all 60,000 images."""
     make_deterministic(SEED)
     images, _ = load_split(data_dir, "train")
-    params = TrainParams(arch="mlp", hidden=CANONICAL.hidden, epochs=epochs, batch_size=BATCH_SIZE, lr=1e-3,
-                         lr_schedule="constant", beta=1.0, kl_warmup=0.0, binarize="none", val_size=1,
-                         train_subset=0)
+    params = TrainParams(arch="mlp", hidden=CANONICAL.hidden, prior="normal", prior_components=1, objective="elbo",
+                         samples=1, epochs=epochs, batch_size=BATCH_SIZE, lr=1e-3, lr_schedule="constant", beta=1.0,
+                         kl_warmup=0.0, binarize="none", val_size=1, train_subset=0, keep="last", patience=0)
     model = VAE(CANONICAL).to(device)
     trainer = Trainer(model, images.to(device), params, SEED)
     # The first epoch includes compiling the fused loss kernel; the last one is the steady state.

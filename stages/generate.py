@@ -37,7 +37,7 @@ def main() -> None:
     gen = generator(torch.device("cpu"), params.seed)
 
     with all_or_nothing():
-        z = torch.randn(gp.n_samples, params.latent_dim, generator=gen)
+        z = model.sample_prior(gp.n_samples, gen)
         save_grid(decode_probs(model, z.to(device)), int(gp.n_samples ** 0.5), f"{OUT_DIR}/samples.png")
 
         codes = encode_means(model, images.to(device))  # grey images: see vaepipe.latent.encode_means

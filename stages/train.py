@@ -35,7 +35,7 @@ def main() -> None:
     train_x, val_x = split_train_val(images, params.train.val_size, params.seed, params.train.train_subset)
     # Binarised once, so every epoch is scored on the same bits.
     val_x = binarized_once(val_x, params.train.binarize)
-    config = VAEConfig(arch=params.train.arch, latent_dim=params.latent_dim, hidden=params.train.hidden)
+    config = VAEConfig.from_params(params.latent_dim, params.train)
     model = VAE(config).to(device)
     print(f"training {config} on {len(train_x)} images ({device}), validating on {len(val_x)}")
     # The dataset enters the fingerprint through its files (`inputs`).
@@ -52,7 +52,10 @@ def main() -> None:
                     live.log_metric(f"{split}/{name}", value)
             live.make_summary()
 
-        train(model, train_x.to(device), val_x.to(device), params.train, params.seed, log_epoch, checkpoint)
+        kept_epoch = train(model, train_x.to(device), val_x.to(device), params.train, params.seed, log_epoch,
+                           checkpoint)
+        live.summary["kept_epoch"] = kept_epoch  # the epoch whose weights are saved (`train.keep`)
+        live.make_summary()
     save_weights(MODEL_PATH, model.state_dict(), config.to_dict())
     replace_dir(LIVE_DIR_IN_PROGRESS, LIVE_DIR)
     checkpoint.remove()

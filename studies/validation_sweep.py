@@ -51,7 +51,7 @@ def score_candidate(raw: dict, data_dir: Path, k: int) -> dict:
     images, _ = load_split(data_dir, "train")
     train_x, val_x = split_train_val(images, params.train.val_size, params.seed, params.train.train_subset)
     val_x = binarized_once(val_x, params.train.binarize)
-    model = VAE(VAEConfig(arch=params.train.arch, latent_dim=params.latent_dim, hidden=params.train.hidden)).to(device)
+    model = VAE(VAEConfig.from_params(params.latent_dim, params.train)).to(device)
     start = time.perf_counter()
     train(model, train_x.to(device), val_x.to(device), params.train, params.seed, lambda *_: None)
     seconds = time.perf_counter() - start

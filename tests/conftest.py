@@ -99,21 +99,29 @@ def torch_state_kept():
         torch.set_rng_state(rng)
 
 
-@pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory, mnist_raw, fashion_raw) -> Path:
-    """A working directory after one good run of every stage, with tiny params (`TINY`)."""
-    root = tmp_path_factory.mktemp("tiny-run") / "repo"
+STAGES_IN_ORDER = ("train", "evaluate", "cluster", "generate", "downstream", "compress", "corrupt", "anomaly")
+
+
+def every_stage_run(tmp_path_factory, mnist_raw: Path, fashion_raw: Path, name: str, overrides: dict) -> Path:
+    """A working directory after one good run of every stage, with tiny params (`TINY`) and `overrides`."""
+    root = tmp_path_factory.mktemp(name) / "repo"
     shutil.copytree(mnist_raw, root / "data" / "raw", copy_function=os.link)
     shutil.copytree(fashion_raw, root / "data" / "ood", copy_function=os.link)
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
-    for dotted, value in TINY.items():
+    for dotted, value in {**TINY, **overrides}.items():
         set_key(params, dotted, value)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
-        for stage in ("train", "evaluate", "cluster", "generate", "downstream", "compress", "corrupt", "anomaly"):
+        for stage in STAGES_IN_ORDER:
             run_stage_script(stage)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, mnist_raw, fashion_raw) -> Path:
+    """A working directory after one good run of every stage, with tiny params (`TINY`)."""
+    return every_stage_run(tmp_path_factory, mnist_raw, fashion_raw, "tiny-run", {})
 
 
 def run_stage_script(stage: str) -> None:

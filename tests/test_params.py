@@ -68,7 +68,7 @@ def test_wrong_type(raw, key, value, fragment):
     ("train", "beta", -0.1, "must be >= 0"),
     ("train", "kl_warmup", 1.5, "must be between 0 and 1"),
     ("train", "kl_warmup", -0.1, "must be between 0 and 1"),
-    ("train", "arch", "transformer", "must be one of mlp"),
+    ("train", "arch", "transformer", "must be one of mlp, conv"),
     ("train", "binarize", "static", "must be one of dynamic, none"),
     ("train", "hidden", [], "must be a non-empty list of positive layer widths"),
     ("train", "hidden", [400, 0], "must be a non-empty list of positive layer widths"),

@@ -15,13 +15,13 @@ TRAIN_SCRIPT = REPO_ROOT / "stages" / "train.py"
 EPOCHS, STEPS_PER_EPOCH = 4, 16  # 2,000 images in batches of 128
 CHECKPOINT = Path("checkpoints/train/state.safetensors")
 
-# Runs the train stage after arranging for the process to SIGKILL itself at the n-th ELBO gradient step
+# Runs the train stage after arranging for the process to SIGKILL itself at the n-th gradient step
 # ("step") or right after the n-th safetensors temporary file is written, before it is renamed into place
 # ("checkpoint-write"; before the final model, the only such files are checkpoints): the moments a crash
 # or a `kill -9` can hit.
 KILLER = """
 import os, runpy, signal, sys
-from vaepipe import artifacts, gradients
+from vaepipe import artifacts, gradients, training
 mode, n, script = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 calls = 0
 def count():
@@ -29,12 +29,14 @@ def count():
     calls += 1
     if calls == n:
         os.kill(os.getpid(), signal.SIGKILL)
-if mode == "step":
-    step = gradients.ELBOGradient.__call__
+def killing(step):
     def killing_step(self, *args):
         count()
         return step(self, *args)
-    gradients.ELBOGradient.__call__ = killing_step
+    return killing_step
+if mode == "step":  # the hand-written gradient's step, or autograd's
+    gradients.ELBOGradient.__call__ = killing(gradients.ELBOGradient.__call__)
+    training.Trainer._autograd_step = killing(training.Trainer._autograd_step)
 else:
     save_file = artifacts.save_file
     def killing_save_file(*args, **kwargs):
@@ -71,17 +73,34 @@ def outputs(workdir: Path) -> dict[str, bytes]:
     return {str(f.relative_to(workdir)): f.read_bytes() for f in files}
 
 
+# The default model (hand-written gradient), and a learned prior (autograd) keeping its best epoch.
+MODELS = {"default": {}, "mog-prior": {"prior": "mog", "prior_components": 10, "keep": "best"}}
+
+
 @pytest.fixture(scope="module")
-def reference(mnist_raw, tmp_path_factory) -> dict[str, bytes]:
-    workdir = make_workdir(tmp_path_factory.mktemp("ref") / "repo", mnist_raw)
-    done = run_train(workdir)
-    assert done.returncode == 0, done.stderr
-    assert not (workdir / "checkpoints" / "train" / CHECKPOINT.name).exists()  # removed once training is done
-    return outputs(workdir)
+def references(mnist_raw, tmp_path_factory):
+    """The outputs of an uninterrupted run of each of MODELS, made when first asked for."""
+    made: dict[str, dict[str, bytes]] = {}
+
+    def reference_of(choice: str) -> dict[str, bytes]:
+        if choice not in made:
+            workdir = make_workdir(tmp_path_factory.mktemp("ref") / "repo", mnist_raw, **MODELS[choice])
+            done = run_train(workdir)
+            assert done.returncode == 0, done.stderr
+            assert not (workdir / "checkpoints" / "train" / CHECKPOINT.name).exists()  # removed once training is done
+            made[choice] = outputs(workdir)
+        return made[choice]
+    return reference_of
 
 
-def test_killed_runs_resume_to_the_same_bytes(reference, mnist_raw, tmp_path):
-    workdir = make_workdir(tmp_path / "repo", mnist_raw)
+@pytest.fixture(scope="module")
+def reference(references) -> dict[str, bytes]:
+    return references("default")
+
+
+@pytest.mark.parametrize("model_choice", MODELS)
+def test_killed_runs_resume_to_the_same_bytes(references, model_choice, mnist_raw, tmp_path):
+    workdir = make_workdir(tmp_path / "repo", mnist_raw, **MODELS[model_choice])
 
     mid_epoch_3 = run_train(workdir, kill=("step", 2 * STEPS_PER_EPOCH + 5))
     assert mid_epoch_3.returncode == -signal.SIGKILL
@@ -99,7 +118,7 @@ def test_killed_runs_resume_to_the_same_bytes(reference, mnist_raw, tmp_path):
     finished = run_train(workdir)
     assert finished.returncode == 0, finished.stderr
     assert "resuming from checkpoints/train/state.safetensors after epoch 2 of 4" in finished.stdout
-    assert outputs(workdir) == reference
+    assert outputs(workdir) == references(model_choice)
     assert list((workdir / CHECKPOINT.parent).iterdir()) == []
 
 

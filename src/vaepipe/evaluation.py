@@ -36,7 +36,8 @@ class LikelihoodBounds:
 @torch.no_grad()
 def likelihood_bounds(model: VAE, x: torch.Tensor, k: int, gen: torch.Generator | None,
                       max_logits: int = MAX_LOGITS, shared_noise: torch.Tensor | None = None) -> LikelihoodBounds:
-    """IS-estimated NLL with `k` samples per image; recon is averaged over the same samples, KL is exact.
+    """IS-estimated NLL with `k` samples per image, under the model's own prior (exact log-density); recon
+    is averaged over the same samples; KL is exact for the normal prior, else averaged over the samples.
 
     The noise eps (z = mu + eps * std) is drawn from `gen`, fresh for every image; or, given `shared_noise`
     [k, latent_dim], the same k draws serve every image, so that an image's values depend on it alone and
@@ -53,6 +54,7 @@ def likelihood_bounds(model: VAE, x: torch.Tensor, k: int, gen: torch.Generator 
         samples_per_chunk = max(1, max_logits // (pixels * len(xb)))
         log_mean_w = torch.full((len(xb),), -math.inf, device=x.device)
         recon_sum = torch.zeros(len(xb), device=x.device)
+        kl_sum = torch.zeros(len(xb), device=x.device)
         for k_start in range(0, k, samples_per_chunk):
             kc = min(samples_per_chunk, k - k_start)
             if shared_noise is None:
@@ -62,16 +64,17 @@ def likelihood_bounds(model: VAE, x: torch.Tensor, k: int, gen: torch.Generator 
             z = mu + eps * std
             logits = model.decode(z)
             log_px = -bernoulli_nll(logits, xb)
-            log_pz = -0.5 * (LOG_2PI + z.pow(2)).sum(-1)
+            log_pz = model.prior_log_prob(z)
             # (z - mu)^2 / var is eps^2 by construction.
             log_qz = -0.5 * (LOG_2PI + logvar + eps.pow(2)).sum(-1)
             log_w = log_px + log_pz - log_qz
             log_mean_w = torch.logaddexp(log_mean_w, torch.logsumexp(log_w, 0))
             recon_sum -= log_px.sum(0)
+            kl_sum += (log_qz - log_pz).sum(0)
         sl = slice(start, start + len(xb))
         nll[sl] = math.log(k) - log_mean_w
         recon[sl] = recon_sum / k
-        kl[sl] = gaussian_kl(mu, logvar)
+        kl[sl] = gaussian_kl(mu, logvar) if model.config.prior == "normal" else kl_sum / k
     return LikelihoodBounds(nll=nll, recon=recon, kl=kl)
 
 

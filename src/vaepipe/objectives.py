@@ -47,6 +47,28 @@ def neg_elbo(logits, x, mu, logvar, beta: float = 1.0) -> tuple[torch.Tensor, to
     return recon + beta * kl, recon, kl
 
 
+def negative_bound(model, x: torch.Tensor, noise: torch.Tensor, beta: float, objective: str
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Batch means of (loss, recon, KL) for any model of the family (vaepipe.model.VAE), differentiable.
+
+    `noise` [S, B, latent_dim] gives S samples z = mu + noise * std per image. `elbo`: the -ELBO averaged
+    over the samples, recon + beta * KL. `iwae`: the importance-weighted bound of Burda et al. (2015),
+    -log (1/S) sum_s p(x|z_s) (p(z_s) / q(z_s|x))^beta, tighter than the ELBO for S > 1.
+    """
+    mu, logvar = model.encode(x)
+    z = mu + noise * torch.exp(0.5 * logvar)
+    log_px = -bernoulli_nll(model.decode(z), x)  # [S, B]
+    recon = -log_px.mean()
+    if objective == "elbo":
+        kl = model.kl(mu, logvar, z, noise).mean()
+        return recon + beta * kl, recon, kl
+    log_q = -0.5 * (LOG_2PI + logvar + noise.pow(2)).sum(-1)  # (z - mu)^2 / var is noise^2
+    log_ratio = model.prior_log_prob(z) - log_q
+    log_w = log_px + beta * log_ratio
+    bound = torch.logsumexp(log_w, 0) - math.log(len(noise))
+    return -bound.mean(), recon, -log_ratio.mean()
+
+
 def log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """log N(z; mu, exp(logvar)), summed over the last dimension."""
     return -0.5 * (LOG_2PI + logvar + (z - mu).pow(2) / logvar.exp()).sum(-1)

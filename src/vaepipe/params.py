@@ -17,7 +17,11 @@ import yaml
 from vaepipe.errors import ParamsError
 
 DATASETS = ("mnist", "fashion-mnist")
-ARCHS = ("mlp",)
+ARCHS = ("mlp", "conv")
+CONV_LAYERS = (1, 2)  # a conv model's strided layers each halve the side: 28 -> 14 -> 7
+PRIORS = ("normal", "mog", "vamp")
+OBJECTIVES = ("elbo", "iwae")
+KEEP = ("best", "last")
 BINARIZE_MODES = ("dynamic", "none")
 DEVICES = ("auto", "cpu", "cuda")
 LR_SCHEDULES = ("constant", "cosine")
@@ -44,6 +48,10 @@ def require_at_most(key: str, value: int, available: int, what: str) -> None:
 class TrainParams:
     arch: str
     hidden: tuple[int, ...]
+    prior: str
+    prior_components: int
+    objective: str
+    samples: int
     epochs: int
     batch_size: int
     lr: float
@@ -53,11 +61,22 @@ class TrainParams:
     binarize: str
     val_size: int
     train_subset: int
+    keep: str
+    patience: int
 
     def validate(self, prefix: str) -> None:
         _require(f"{prefix}.arch", self.arch in ARCHS, f"must be one of {', '.join(ARCHS)}")
         _require(f"{prefix}.hidden", len(self.hidden) > 0 and all(h > 0 for h in self.hidden),
                  "must be a non-empty list of positive layer widths")
+        _require(f"{prefix}.hidden", self.arch != "conv" or len(self.hidden) in CONV_LAYERS,
+                 f"must list {' or '.join(map(str, CONV_LAYERS))} channel counts for arch conv (28 -> 14 -> 7)")
+        _require(f"{prefix}.prior", self.prior in PRIORS, f"must be one of {', '.join(PRIORS)}")
+        _require(f"{prefix}.prior_components", self.prior_components > 0, "must be > 0")
+        _require(f"{prefix}.objective", self.objective in OBJECTIVES, f"must be one of {', '.join(OBJECTIVES)}")
+        _require(f"{prefix}.samples", self.samples >= (2 if self.objective == "iwae" else 1),
+                 "must be >= 2 for objective iwae" if self.objective == "iwae" else "must be >= 1")
+        _require(f"{prefix}.keep", self.keep in KEEP, f"must be one of {', '.join(KEEP)}")
+        _require(f"{prefix}.patience", self.patience >= 0, "must be >= 0 (0 = never stop early)")
         _require(f"{prefix}.epochs", self.epochs > 0, "must be > 0")
         _require(f"{prefix}.batch_size", self.batch_size > 0, "must be > 0")
         _require(f"{prefix}.lr", self.lr > 0, "must be > 0")

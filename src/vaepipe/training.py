@@ -15,7 +15,7 @@ from vaepipe.data import train_val_indices
 from vaepipe.errors import PipelineError
 from vaepipe.gradients import ELBOGradient
 from vaepipe.model import VAE
-from vaepipe.objectives import neg_elbo
+from vaepipe.objectives import negative_bound
 from vaepipe.params import TrainParams, require_at_most
 from vaepipe.runtime import generator
 
@@ -54,9 +54,13 @@ def validation_stats(model: VAE, val_x: torch.Tensor, beta: float, seed: int) ->
     for start in range(0, len(val_x), EVAL_BATCH):
         x = val_x[start:start + EVAL_BATCH]
         noise = torch.randn(len(x), model.config.latent_dim, generator=gen, device=x.device)
-        logits, mu, logvar = model(x, noise)
-        totals += torch.stack(neg_elbo(logits, x, mu, logvar, beta)) * len(x)
+        totals += torch.stack(negative_bound(model, x, noise, beta, "elbo")) * len(x)
     return EpochStats(*(totals / len(val_x)).tolist())
+
+
+def uses_hand_written_gradient(params: TrainParams) -> bool:
+    """The fast path (vaepipe.gradients) covers the MLP with a normal prior and the one-sample ELBO."""
+    return params.arch == "mlp" and params.prior == "normal" and params.objective == "elbo" and params.samples == 1
 
 
 def flatten_parameters(model: nn.Module) -> torch.Tensor:
@@ -81,13 +85,16 @@ def flatten_parameters(model: nn.Module) -> torch.Tensor:
 
 
 class Trainer:
-    """Adam on the negative ELBO, one epoch at a time, with the whole training set on the device.
+    """Adam on the negative ELBO (or the IWAE bound), one epoch at a time, with the whole training set on
+    the device. The gradient is the hand-written one (vaepipe.gradients) where it applies, autograd's
+    otherwise; `hand_written=False` forces autograd (the parity test compares the two).
 
     A step does no per-sample Python work, allocates its batch and noise in place and never waits for
     the device: each step's (loss, recon, kl) is kept on the device and read once per epoch.
     """
 
-    def __init__(self, model: VAE, train_x: torch.Tensor, params: TrainParams, seed: int):
+    def __init__(self, model: VAE, train_x: torch.Tensor, params: TrainParams, seed: int,
+                 hand_written: bool | None = None):
         self.model, self.train_x, self.params = model, train_x, params
         device = train_x.device
         self.gen = generator(device, seed)
@@ -95,14 +102,18 @@ class Trainer:
         # fused kernel and without a Python loop over parameters.
         self.flat_params = flatten_parameters(model)
         self.optimizer = torch.optim.Adam([self.flat_params], lr=params.lr, fused=True)
-        self.elbo_gradient = ELBOGradient(model)
+        if hand_written is None:
+            hand_written = uses_hand_written_gradient(params)
+        self.elbo_gradient = ELBOGradient(model) if hand_written else None
         self.steps_per_epoch = math.ceil(len(train_x) / params.batch_size)
         self.scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(
             self.optimizer, T_max=params.epochs * self.steps_per_epoch) if params.lr_schedule == "cosine" else None)
         batch = min(params.batch_size, len(train_x))
         self.batch = torch.empty(batch, train_x.shape[1], device=device)
         self.uniform = torch.empty_like(self.batch)
-        self.noise = torch.empty(batch, model.config.latent_dim, device=device)
+        # The hand-written path takes one sample an image; autograd's takes [samples, batch, latent_dim].
+        samples = () if hand_written else (params.samples,)
+        self.noise = torch.empty(*samples, batch, model.config.latent_dim, device=device)
         self.warmup_steps = round(params.kl_warmup * params.epochs * self.steps_per_epoch)
         self.epoch = 0
 
@@ -126,8 +137,10 @@ class Trainer:
             if self.params.binarize == "dynamic":
                 # Bernoulli(grey) per pixel: u < grey with u ~ U[0, 1), drawn into a reused buffer.
                 x = torch.lt(self.uniform[:len(index)].uniform_(generator=self.gen), x, out=x)
-            noise = self.noise[:len(index)].normal_(generator=self.gen)
-            step_losses[step] = self.elbo_gradient(x, noise, self.beta_at(first_step + step))
+            noise = self.noise[..., :len(index), :].normal_(generator=self.gen)
+            beta = self.beta_at(first_step + step)
+            step_losses[step] = (self.elbo_gradient(x, noise, beta) if self.elbo_gradient
+                                 else self._autograd_step(x, noise, beta))
             self.optimizer.step()
             if self.scheduler is not None:
                 self.scheduler.step()
@@ -137,6 +150,12 @@ class Trainer:
         _, recon, kl = ((step_losses * sizes).sum(0) / n).tolist()
         # Weighted by the final beta, not the warm-up's, so epochs compare with each other and with validation.
         return EpochStats(neg_elbo=recon + self.params.beta * kl, recon=recon, kl=kl)
+
+    def _autograd_step(self, x: torch.Tensor, noise: torch.Tensor, beta: float) -> torch.Tensor:
+        self.flat_params.grad.zero_()  # backward accumulates into the parameters' views of it
+        loss, recon, kl = negative_bound(self.model, x, noise, beta, self.params.objective)
+        loss.backward()
+        return torch.stack([loss, recon, kl]).detach()
 
     def state_dict(self) -> tuple[dict[str, torch.Tensor], dict]:
         """Everything the next epoch depends on: weights, Adam moments, lr schedule, RNG states, epoch."""
@@ -171,9 +190,13 @@ class Trainer:
 
 
 def train(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor, params: TrainParams, seed: int,
-          on_epoch_end: Callable[[int, EpochStats, EpochStats], None], checkpoint: Checkpoint | None = None) -> None:
-    """Fit `model` in place. `train_x` holds grey levels; `val_x` the validation targets (already binarised
-    if training is). Calls `on_epoch_end(epoch, train_stats, val_stats)` for every epoch, in order.
+          on_epoch_end: Callable[[int, EpochStats, EpochStats], None], checkpoint: Checkpoint | None = None) -> int:
+    """Fit `model` in place and return the epoch whose weights it ends with. `train_x` holds grey levels;
+    `val_x` the validation targets (already binarised if training is). Calls `on_epoch_end(epoch,
+    train_stats, val_stats)` for every epoch, in order.
+
+    The epoch with the lowest validation -ELBO is remembered; with `keep: best` the model ends with its
+    weights, and with `patience` > 0 training stops that many epochs after it if none has been better.
 
     With a `checkpoint`, the state is saved after every epoch, and a usable saved state is resumed from:
     the finished epochs are replayed to `on_epoch_end` from the checkpoint, then training continues
@@ -181,22 +204,36 @@ def train(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor, params: TrainP
     """
     trainer = Trainer(model, train_x, params, seed)
     history: list = []  # per finished epoch: (train stats, validation stats) as dicts, JSON in the checkpoint
+    best_params, best = trainer.flat_params.detach().clone(), {"epoch": 0, "val_neg_elbo": math.inf}
     saved = checkpoint.load() if checkpoint else None
     if saved:
         tensors, meta = saved
         trainer.load_state_dict(tensors, meta)
-        history = meta["history"]
+        best_params.copy_(tensors["best_parameters"])
+        history, best = meta["history"], meta["best"]
         print(f"resuming from {checkpoint.path} after epoch {trainer.epoch} of {params.epochs}")
     for epoch, (train_stats, val_stats) in enumerate(history, start=1):
         on_epoch_end(epoch, EpochStats(**train_stats), EpochStats(**val_stats))
     bar = tqdm(range(trainer.epoch + 1, params.epochs + 1), desc="train", unit="epoch",
                initial=trainer.epoch, total=params.epochs)
     for epoch in bar:
+        if params.patience and trainer.epoch - best["epoch"] >= params.patience:
+            print(f"stopping after epoch {trainer.epoch}: no better validation -ELBO in {params.patience} epochs "
+                  f"since epoch {best['epoch']}")
+            break
         train_stats = trainer.run_epoch()
         val_stats = validation_stats(model, val_x, params.beta, seed)
+        if val_stats.neg_elbo < best["val_neg_elbo"]:
+            best = {"epoch": epoch, "val_neg_elbo": val_stats.neg_elbo}
+            best_params.copy_(trainer.flat_params)
         history.append((vars(train_stats), vars(val_stats)))
         if checkpoint:
             tensors, meta = trainer.state_dict()
-            checkpoint.save(tensors, {**meta, "history": history})
+            checkpoint.save({**tensors, "best_parameters": best_params}, {**meta, "history": history, "best": best})
         bar.set_postfix(train=f"{train_stats.neg_elbo:.2f}", val=f"{val_stats.neg_elbo:.2f}")
         on_epoch_end(epoch, train_stats, val_stats)
+    if params.keep == "last" or best["epoch"] == 0:  # 0: no finite validation -ELBO to choose by
+        return trainer.epoch
+    with torch.no_grad():
+        trainer.flat_params.copy_(best_params)
+    return best["epoch"]

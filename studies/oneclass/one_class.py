@@ -43,7 +43,7 @@ def main() -> None:
     (train_x, train_y), (test_x, test_y) = (load_split(DATA_DIR, split) for split in ("train", "test"))
     fit_x, val_x = split_train_val(train_x[train_y == digit], params.train.val_size, params.seed,
                                    params.train.train_subset)
-    model = VAE(VAEConfig(arch=params.train.arch, latent_dim=params.latent_dim, hidden=params.train.hidden)).to(device)
+    model = VAE(VAEConfig.from_params(params.latent_dim, params.train)).to(device)
     start = time.perf_counter()
     train(model, fit_x.to(device), binarized_once(val_x, params.train.binarize).to(device), params.train,
           params.seed, lambda *_: None)
