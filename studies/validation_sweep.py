@@ -29,19 +29,9 @@ from vaepipe.data import binarized_once, load_split  # noqa: E402
 from vaepipe.evaluation import active_units, likelihood_bounds  # noqa: E402
 from vaepipe.latent import encode_means  # noqa: E402
 from vaepipe.model import VAE, VAEConfig  # noqa: E402
-from vaepipe.params import parse_params  # noqa: E402
+from vaepipe.params import parse_params, read_yaml, with_overrides  # noqa: E402
 from vaepipe.runtime import generator, make_deterministic, select_device  # noqa: E402
 from vaepipe.training import split_train_val, train  # noqa: E402
-
-
-def with_override(raw: dict, dotted: str, value: object) -> dict:
-    raw = json.loads(json.dumps(raw))
-    *sections, key = dotted.split(".")
-    node = raw
-    for section in sections:
-        node = node[section]
-    node[key] = value
-    return raw
 
 
 def score_candidate(raw: dict, data_dir: Path, k: int) -> dict:
@@ -69,11 +59,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write the results here as JSON")
     args = parser.parse_args()
     key, _, values = args.grid.partition("=")
-    raw = yaml.safe_load(args.params.read_text())
+    raw = read_yaml(args.params)
     rows = []
     for text in values.split(","):
-        value = yaml.safe_load(text)
-        row = {key: value, **score_candidate(with_override(raw, key, value), args.data, args.k)}
+        row = {key: yaml.safe_load(text), **score_candidate(with_overrides(raw, [f"{key}={text}"]), args.data, args.k)}
         print(json.dumps(row), flush=True)
         rows.append(row)
     print(f"\n| {key} | validation NLL (k={args.k}) | validation -ELBO | active units | training s |")

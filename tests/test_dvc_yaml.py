@@ -30,12 +30,30 @@ def test_stage_deps_list_exactly_the_modules_it_imports(name):
     stage = STAGES[name]
     script = f"stages/{name}.py"
     assert stage["cmd"] == f"python {script}"
+    listed = {d for d in stage["deps"] if d.startswith("src/")}
+    assert listed == imported_sources(script)
+    assert script in stage["deps"]
+
+
+def imported_sources(script):
+    """The vaepipe source files running `script` imports, relative to the repository root."""
     out = subprocess.run([sys.executable, "-c", IMPORTED_MODULES, str(REPO_ROOT / script)],
                          capture_output=True, text=True, check=True, cwd=REPO_ROOT).stdout
-    imported = {f"src/{m.replace('.', '/')}.py" for m in json.loads(out)}
-    listed = {d for d in stage["deps"] if d.startswith("src/")}
-    assert listed == imported
-    assert script in stage["deps"]
+    return {f"src/{m.replace('.', '/')}.py" for m in json.loads(out)}
+
+
+STUDY_STAGES = {f"{path.parent.name}/{name}": (path.parent, stage.get("do", stage))
+                for path in sorted((REPO_ROOT / "studies").glob("*/dvc.yaml"))
+                for name, stage in yaml.safe_load(path.read_text())["stages"].items()}
+
+
+@pytest.mark.parametrize("name", sorted(STUDY_STAGES))
+def test_study_stage_deps_list_exactly_the_modules_it_imports(name):
+    folder, stage = STUDY_STAGES[name]
+    script = stage["cmd"].split()[1]
+    assert stage["cmd"].startswith(f"python {script}") and script in stage["deps"]
+    listed = {d.removeprefix("../../") for d in stage["deps"] if d.startswith("../../src/")}
+    assert listed == imported_sources(folder.relative_to(REPO_ROOT) / script)
 
 
 @pytest.mark.parametrize("name", sorted(set(STAGES) - {"check_params"}))

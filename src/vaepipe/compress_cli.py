@@ -23,10 +23,11 @@ import torch
 
 from vaepipe.artifacts import file_sha256, write_bytes
 from vaepipe.cli import run_stage
-from vaepipe.compression import MAX_BATCH, MAX_PRECISION, decode_file, encode_file, unpack
+from vaepipe.compression import MAX_BATCH, decode_file, encode_file, unpack
 from vaepipe.errors import InputError
 from vaepipe.image_files import array_file_bytes, array_from_images, binary_images, check_layout, read_array
 from vaepipe.model import load_model
+from vaepipe.params import MAX_LATENT_PRECISION
 
 SUFFIX = ".vbb"
 DEFAULT_MODEL = "models/vae.safetensors"
@@ -68,7 +69,7 @@ def compress(argv: list[str] | None = None) -> None:
     parser = _parser("vaepipe-compress", ".npy or IDX file of binary 28x28 images")
     parser.add_argument("--binarize", type=_bounded(float, 0.0, 1.0), metavar="T",
                         help="threshold grey images at T x full scale (lossy; binary images are kept as they are)")
-    parser.add_argument("--precision", type=_bounded(int, 1, MAX_PRECISION), default=8,
+    parser.add_argument("--precision", type=_bounded(int, 1, MAX_LATENT_PRECISION), default=8,
                         help="2**precision bins a latent (default: %(default)s)")
     parser.add_argument("--batch-size", type=_bounded(int, 1, MAX_BATCH), default=100,
                         help="images a network call; the decoder uses the same (default: %(default)s)")

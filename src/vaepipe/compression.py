@@ -34,13 +34,13 @@ from PIL import Image, features
 from vaepipe.data import IMAGE_PIXELS, IMAGE_SIDE
 from vaepipe.errors import DataError
 from vaepipe.model import VAE
+from vaepipe.params import MAX_LATENT_PRECISION
 
 MAGIC = b"VAEBBANS"
 FORMAT_VERSION = 1
 DIGEST_BYTES = 32  # sha256
 INITIAL_WORDS_SEED = 20190501  # any fixed seed: the decoder regenerates the same words to check the end state
 WORD_BITS = 32
-MAX_PRECISION = 16  # 2**16 bins a latent: far past where finer bins stop paying (README)
 MAX_BATCH = 10_000
 SHEET_COLUMNS = 100  # images a row when the baselines get the images as one picture
 # constriction is a compiled extension whose submodules are attributes, not importable modules.
@@ -175,7 +175,7 @@ def encode_file(images: torch.Tensor, model: VAE, model_sha256: str, precision: 
 
 def _check_header(header: dict, compressed_bits: int, source: str) -> None:
     """A DataError naming the first field a decoder cannot trust (a crafted file can carry any JSON)."""
-    limits = {"latent_precision": (1, MAX_PRECISION), "batch_size": (1, MAX_BATCH), "n_images": (1, 2 ** 31)}
+    limits = {"latent_precision": (1, MAX_LATENT_PRECISION), "batch_size": (1, MAX_BATCH), "n_images": (1, 2 ** 31)}
     for field, (low, high) in limits.items():
         value = header.get(field)
         if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:

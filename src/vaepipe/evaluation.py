@@ -70,7 +70,8 @@ def likelihood_bounds(model: VAE, x: torch.Tensor, k: int, gen: torch.Generator 
             log_w = log_px + log_pz - log_qz
             log_mean_w = torch.logaddexp(log_mean_w, torch.logsumexp(log_w, 0))
             recon_sum -= log_px.sum(0)
-            kl_sum += (log_qz - log_pz).sum(0)
+            if model.config.prior != "normal":  # the normal prior's KL is exact (below)
+                kl_sum += (log_qz - log_pz).sum(0)
         sl = slice(start, start + len(xb))
         nll[sl] = math.log(k) - log_mean_w
         recon[sl] = recon_sum / k

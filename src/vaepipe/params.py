@@ -6,9 +6,12 @@ Unknown keys are errors too, because `dvc exp run -S latnet_dim=32` silently add
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
+import re
 import typing
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +33,8 @@ EMBEDDINGS = ("umap", "pca", "tsne")
 MIXTURE_COMPONENTS = 8
 # Neighbours per code in the label-spreading probe's graph (vaepipe.downstream).
 SPREAD_NEIGHBORS = 10
+# 2**16 bins a latent: far past where finer bins stop paying (README); compressed files are checked against it.
+MAX_LATENT_PRECISION = 16
 # Both datasets have 10 classes; a balanced label draw needs at least one label of each.
 MIN_LABEL_BUDGET = 10
 
@@ -37,6 +42,10 @@ MIN_LABEL_BUDGET = 10
 def _require(key: str, ok: bool, rule: str) -> None:
     if not ok:
         raise ParamsError(key, rule)
+
+
+def _require_one_of(key: str, value: str, choices: tuple[str, ...]) -> None:
+    _require(key, value in choices, f"must be one of {', '.join(choices)}")
 
 
 def require_at_most(key: str, value: int, available: int, what: str) -> None:
@@ -65,27 +74,25 @@ class TrainParams:
     patience: int
 
     def validate(self, prefix: str) -> None:
-        _require(f"{prefix}.arch", self.arch in ARCHS, f"must be one of {', '.join(ARCHS)}")
+        _require_one_of(f"{prefix}.arch", self.arch, ARCHS)
         _require(f"{prefix}.hidden", len(self.hidden) > 0 and all(h > 0 for h in self.hidden),
                  "must be a non-empty list of positive layer widths")
         _require(f"{prefix}.hidden", self.arch != "conv" or len(self.hidden) in CONV_LAYERS,
                  f"must list {' or '.join(map(str, CONV_LAYERS))} channel counts for arch conv (28 -> 14 -> 7)")
-        _require(f"{prefix}.prior", self.prior in PRIORS, f"must be one of {', '.join(PRIORS)}")
+        _require_one_of(f"{prefix}.prior", self.prior, PRIORS)
         _require(f"{prefix}.prior_components", self.prior_components > 0, "must be > 0")
-        _require(f"{prefix}.objective", self.objective in OBJECTIVES, f"must be one of {', '.join(OBJECTIVES)}")
+        _require_one_of(f"{prefix}.objective", self.objective, OBJECTIVES)
         _require(f"{prefix}.samples", self.samples >= (2 if self.objective == "iwae" else 1),
                  "must be >= 2 for objective iwae" if self.objective == "iwae" else "must be >= 1")
-        _require(f"{prefix}.keep", self.keep in KEEP, f"must be one of {', '.join(KEEP)}")
+        _require_one_of(f"{prefix}.keep", self.keep, KEEP)
         _require(f"{prefix}.patience", self.patience >= 0, "must be >= 0 (0 = never stop early)")
         _require(f"{prefix}.epochs", self.epochs > 0, "must be > 0")
         _require(f"{prefix}.batch_size", self.batch_size > 0, "must be > 0")
         _require(f"{prefix}.lr", self.lr > 0, "must be > 0")
-        _require(f"{prefix}.lr_schedule", self.lr_schedule in LR_SCHEDULES,
-                 f"must be one of {', '.join(LR_SCHEDULES)}")
+        _require_one_of(f"{prefix}.lr_schedule", self.lr_schedule, LR_SCHEDULES)
         _require(f"{prefix}.beta", self.beta >= 0, "must be >= 0")
         _require(f"{prefix}.kl_warmup", 0 <= self.kl_warmup <= 1, "must be between 0 and 1")
-        _require(f"{prefix}.binarize", self.binarize in BINARIZE_MODES,
-                 f"must be one of {', '.join(BINARIZE_MODES)}")
+        _require_one_of(f"{prefix}.binarize", self.binarize, BINARIZE_MODES)
         _require(f"{prefix}.val_size", self.val_size > 0, "must be > 0")
         _require(f"{prefix}.train_subset", self.train_subset >= 0, "must be >= 0 (0 = all images)")
 
@@ -114,8 +121,7 @@ class GenerateParams:
         _require(f"{prefix}.n_samples", self.n_samples > 0, "must be > 0")
         _require(f"{prefix}.n_interpolations", self.n_interpolations > 0, "must be > 0")
         _require(f"{prefix}.interpolation_steps", self.interpolation_steps >= 2, "must be >= 2")
-        _require(f"{prefix}.embedding", self.embedding in EMBEDDINGS,
-                 f"must be one of {', '.join(EMBEDDINGS)}")
+        _require_one_of(f"{prefix}.embedding", self.embedding, EMBEDDINGS)
         _require(f"{prefix}.manifold_size", self.manifold_size >= 2, "must be >= 2")
 
 
@@ -160,7 +166,8 @@ class CompressParams:
     test_subset: int
 
     def validate(self, prefix: str) -> None:
-        _require(f"{prefix}.latent_precision", 1 <= self.latent_precision <= 16, "must be between 1 and 16 (bits)")
+        _require(f"{prefix}.latent_precision", 1 <= self.latent_precision <= MAX_LATENT_PRECISION,
+                 f"must be between 1 and {MAX_LATENT_PRECISION} (bits)")
         _require(f"{prefix}.batch_size", self.batch_size > 0, "must be > 0")
         _require(f"{prefix}.test_subset", self.test_subset >= 0, "must be >= 0 (0 = all images)")
 
@@ -175,8 +182,7 @@ class AnomalyParams:
     test_subset: int
 
     def validate(self, prefix: str) -> None:
-        _require(f"{prefix}.ood_dataset", self.ood_dataset in ("other", *DATASETS),
-                 f"must be one of other, {', '.join(DATASETS)}")
+        _require_one_of(f"{prefix}.ood_dataset", self.ood_dataset, ("other", *DATASETS))
         _require(f"{prefix}.k", self.k > 0, "must be > 0")
         _require(f"{prefix}.false_positive_rate", 0 < self.false_positive_rate < 1, "must be between 0 and 1")
         _require(f"{prefix}.n_fit", self.n_fit >= 2 * MIXTURE_COMPONENTS,
@@ -207,10 +213,10 @@ class Params:
         return self.anomaly.ood_dataset
 
     def validate(self) -> None:
-        _require("dataset", self.dataset in DATASETS, f"must be one of {', '.join(DATASETS)}")
+        _require_one_of("dataset", self.dataset, DATASETS)
         _require("seed", self.seed >= 0, "must be >= 0")
         _require("latent_dim", self.latent_dim > 0, "must be > 0")
-        _require("device", self.device in DEVICES, f"must be one of {', '.join(DEVICES)}")
+        _require_one_of("device", self.device, DEVICES)
         _require("anomaly.ood_dataset", self.ood_dataset != self.dataset,
                  f"is {self.dataset}, the training dataset itself; use other or the other dataset")
         for field in dataclasses.fields(self):
@@ -232,9 +238,46 @@ class OneClassParams:
     def validate(self) -> None:
         _require("seed", self.seed >= 0, "must be >= 0")
         _require("latent_dim", self.latent_dim > 0, "must be > 0")
-        _require("device", self.device in DEVICES, f"must be one of {', '.join(DEVICES)}")
+        _require_one_of("device", self.device, DEVICES)
         _require("k", self.k > 0, "must be > 0")
         self.train.validate("train")
+
+
+@dataclass(frozen=True)
+class BestStudyParams:
+    """studies/best/params.yaml: the candidate configurations, each as `dvc exp run -S` overrides of
+    params.yaml, and the importance samples that score them on validation and on test images."""
+
+    val_k: int
+    test_k: int
+    candidates: dict[str, tuple[str, ...]]
+
+    def validate(self) -> None:
+        _require("val_k", self.val_k > 0, "must be > 0")
+        _require("test_k", self.test_k > 0, "must be > 0")
+        _require("candidates", len(self.candidates) > 0, "must name at least one candidate")
+        for name, overrides in self.candidates.items():
+            # The name becomes file names and a DVC stage name.
+            _require(f"candidates.{name}", re.fullmatch(r"[a-z0-9][a-z0-9-]*", name) is not None,
+                     "is not a name of lowercase letters, digits and hyphens")
+            for override in overrides:
+                _require(f"candidates.{name}", "=" in override, f"has {override!r}, not an override key=value")
+
+
+def with_overrides(raw: dict, overrides: Iterable[str]) -> dict:
+    """A copy of parsed params.yaml with `dvc exp run -S` style overrides applied (`train.lr=0.001`; values
+    read as YAML). `parse_params` then checks the result, naming any unknown key."""
+    raw = copy.deepcopy(raw)
+    for override in overrides:
+        dotted, _, text = override.partition("=")
+        *sections, key = dotted.split(".")
+        node = raw
+        for depth, section in enumerate(sections, start=1):
+            node = node.get(section) if isinstance(node, dict) else None
+            if not isinstance(node, dict):
+                raise ParamsError(".".join(sections[:depth]), f"is not a section of params.yaml (in {override!r})")
+        node[key] = yaml.safe_load(text)
+    return raw
 
 
 def valid_keys(cls: type = Params, prefix: str = "") -> list[str]:
@@ -253,6 +296,11 @@ def _convert(key: str, value: object, expected: object, schema: type) -> object:
     """Check one YAML value against a field's annotation; ints are accepted where floats are expected."""
     if dataclasses.is_dataclass(expected):
         return _build(expected, value, f"{key}.", schema)
+    if typing.get_origin(expected) is dict:
+        if not isinstance(value, dict):
+            raise ParamsError(key, f"must be a mapping, got {value!r}")
+        (_, item_type) = typing.get_args(expected)
+        return {str(name): _convert(f"{key}.{name}", item, item_type, schema) for name, item in value.items()}
     if typing.get_origin(expected) is tuple:
         if not isinstance(value, list):
             raise ParamsError(key, f"must be a list, got {value!r}")
@@ -295,15 +343,19 @@ def parse_params(raw: object, schema: type = Params):
     return params
 
 
-def load_params(path: str | Path = "params.yaml", schema: type = Params):
+def read_yaml(path: str | Path) -> object:
+    """A params file's parsed YAML, not yet validated."""
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as exc:
         raise ParamsError(str(path), f"cannot be read ({exc.strerror})") from None
     try:
-        raw = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ParamsError(str(path), f"is not valid YAML ({str(exc).splitlines()[0]})") from None
-    return parse_params(raw, schema)
+
+
+def load_params(path: str | Path = "params.yaml", schema: type = Params):
+    return parse_params(read_yaml(path), schema)
 
