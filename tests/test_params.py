@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from vaepipe.errors import ParamsError
-from vaepipe.params import OneClassParams, load_params, parse_params, valid_keys
+from vaepipe.params import BestStudyParams, OneClassParams, load_params, parse_params, valid_keys, with_overrides
 from conftest import REPO_ROOT
 
 
@@ -124,3 +124,27 @@ def test_the_one_class_study_s_settings_are_validated_the_same_way():
     raw["k"] = 0
     with pytest.raises(ParamsError, match="`k` must be > 0"):
         parse_params(raw, OneClassParams)
+
+
+def test_overrides_apply_as_dvc_exp_run_s_does(raw):
+    params = parse_params(with_overrides(raw, ["latent_dim=32", "train.prior=mog", "train.hidden=[256, 128]"]))
+    assert (params.latent_dim, params.train.prior, params.train.hidden) == (32, "mog", (256, 128))
+    assert raw["latent_dim"] == 24  # a copy is changed, not the input
+    with pytest.raises(ParamsError, match=r"`trian` is not a section of params.yaml \(in 'trian.lr=1'\)"):
+        with_overrides(raw, ["trian.lr=1"])
+    with pytest.raises(ParamsError, match=r"`train.prio` is not a known parameter; did you mean `train.prior`\?"):
+        parse_params(with_overrides(raw, ["train.prio=mog"]))
+
+
+def test_the_best_study_s_candidates_are_validated():
+    path = REPO_ROOT / "studies/best/params.yaml"
+    study = load_params(path, BestStudyParams)
+    assert study.test_k == 5000 and all(isinstance(o, tuple) for o in study.candidates.values())
+    for candidate, problem in [({"Big One": []}, r"`candidates.Big One` is not a name of lowercase letters"),
+                               ({"a": ["latent_dim"]}, r"`candidates.a` has 'latent_dim', not an override key=value"),
+                               ({"a": "latent_dim=2"}, r"`candidates.a` must be a list")]:
+        with pytest.raises(ParamsError, match=problem):
+            parse_params({"val_k": 1, "test_k": 1, "candidates": candidate}, BestStudyParams)
+    project = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    for overrides in study.candidates.values():  # every candidate is valid params
+        parse_params(with_overrides(project, overrides))
