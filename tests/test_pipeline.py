@@ -170,7 +170,9 @@ def test_two_runs_from_empty_caches_give_the_same_bytes(repo, tmp_path_factory, 
 
 def test_second_repro_is_up_to_date(repo):
     root, env = repo
-    assert "up to date" in run(["dvc", "status"], root, env)
+    # The default pipeline only: the studies' stages (studies/*/dvc.yaml) were not run here, and
+    # studies/best depends on params.yaml, which the tiny experiment changed.
+    assert "up to date" in run(["dvc", "status", "dvc.yaml"], root, env)
     assert "Data and pipelines are up to date" in run(["dvc", "repro"], root, env)
 
 
