@@ -11,7 +11,7 @@ from vaepipe.model import load_model
 from vaepipe.objectives import nats_to_bits_per_dim
 from vaepipe.params import load_params, require_at_most
 from vaepipe.runtime import generator, make_deterministic, select_device
-from vaepipe.plots import save_grid
+from vaepipe.plots import image_grids
 
 DATA_DIR = "data/raw"
 MODEL_PATH = "models/vae.safetensors"
@@ -48,7 +48,8 @@ def main() -> None:
             "k": params.evaluate.k,
             "n_test": len(x),
         })
-        save_grid(torch.cat([originals, reconstructions]), len(originals), RECONSTRUCTIONS_PATH)
+        image_grids({f"{len(originals)} test images as scored (top) and their reconstructions (bottom)":
+                     (torch.cat([originals, reconstructions]), len(originals))}, RECONSTRUCTIONS_PATH)
     print(f"test -ELBO {bounds.neg_elbo.mean():.2f}, NLL (k={params.evaluate.k}) {test_nll:.2f} nats")
 
 

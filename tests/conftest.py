@@ -66,7 +66,11 @@ TINY = {
     "evaluate.k": 5,
     "evaluate.test_subset": 100,
     "evaluate.n_reconstructions": 4,
+    "judge.epochs": 1,
+    "judge.train_subset": 500,
     "generate.n_samples": 4,
+    "generate.n_judged": 200,
+    "generate.gmm_components": 3,
     "generate.n_interpolations": 2,
     "generate.interpolation_steps": 3,
     "downstream.label_budgets": [20],
@@ -99,7 +103,7 @@ def torch_state_kept():
         torch.set_rng_state(rng)
 
 
-STAGES_IN_ORDER = ("train", "evaluate", "cluster", "generate", "downstream", "compress", "corrupt", "anomaly")
+STAGES_IN_ORDER = ("train", "evaluate", "judge", "cluster", "generate", "downstream", "compress", "corrupt", "anomaly")
 
 
 def every_stage_run(tmp_path_factory, mnist_raw: Path, fashion_raw: Path, name: str, overrides: dict) -> Path:

@@ -28,7 +28,7 @@ from safetensors.torch import save_file
 
 from conftest import REPO_ROOT, STAGES, run_stage_script, set_key
 from vaepipe import data
-from vaepipe.artifacts import save_weights
+from vaepipe.artifacts import load_tensors, save_weights
 from vaepipe.cli import EXIT_USER_ERROR
 from vaepipe.model import VAE, VAEConfig
 
@@ -288,6 +288,15 @@ BAD_PARAMS = [
     ({"cluster.umap_epochs": 0}, "`cluster.umap_epochs` must be > 0"),
     ({"generate.embedding": "isomap"}, "`generate.embedding` must be one of umap, pca, tsne"),
     ({"compress.latent_precision": 20}, "`compress.latent_precision` must be between 1 and 16 (bits)"),
+    ({"judge.epochs": 0}, "`judge.epochs` must be > 0"),
+    ({"judge.lr": "fast"}, "`judge.lr` must be a float, got 'fast'"),
+    ({"generate.samplers": ["prior", "flow"]}, "`generate.samplers[1]` must be one of prior, gmm"),
+    ({"generate.samplers": ["gmm", "gmm"]}, "`generate.samplers` must be a non-empty list of distinct samplers "
+                                            "from prior, gmm"),
+    ({"generate.n_judged": 1}, "`generate.n_judged` must be >= 2 (a covariance of the features needs two)"),
+    ({"generate.n_samples": 300}, "`generate.n_samples` must be > 0 and at most generate.n_judged (200): the grid "
+                                  "shows judged samples"),
+    ({"generate.confidence": 1.0}, "`generate.confidence` must be between 0 and 1"),
 ]
 
 
@@ -328,8 +337,13 @@ def test_label_budgets_below_one_per_class_or_repeated(refused, budgets):
      re.escape("`anomaly.test_subset` is 10001, but the test set has only 10000")),
     ("anomaly", {"anomaly.n_fit": 60000},
      re.escape("`anomaly.n_fit` is 60000, but the training part of the training split has only 59800")),
+    ("judge", {"judge.train_subset": 55001},
+     re.escape("`judge.train_subset` is 55001, but the judge's training split has only 55000")),
+    ("judge", {"judge.val_size": 60000},
+     re.escape("`judge.val_size` is 60000, but the training set less one image to train on has only 59999")),
 ], ids=["label-budget-above-a-class", "train-subset", "test-subset", "reconstructions", "interpolations",
-        "unlabelled", "compress-test-subset", "anomaly-n-val", "anomaly-test-subset", "anomaly-n-fit"])
+        "unlabelled", "compress-test-subset", "anomaly-n-val", "anomaly-test-subset", "anomaly-n-fit",
+        "judge-train-subset", "judge-val-size"])
 def test_params_that_do_not_fit_the_data(refused, stage, changes, message):
     edit_params(changes)
     refused(stage, re.compile(r"params\.yaml: " + message))
@@ -342,7 +356,7 @@ def test_params_key_missing(refused):
     refused("evaluate", "params.yaml: `train.epochs` is missing")
 
 
-@pytest.mark.parametrize("stage", ["check_params", "download", "train", "evaluate", "cluster", "generate",
+@pytest.mark.parametrize("stage", ["check_params", "download", "train", "evaluate", "judge", "cluster", "generate",
                                    "downstream", "compress", "corrupt", "anomaly"])
 def test_every_stage_checks_params(refused, stage):
     edit_params({"latnet_dim": 32})
@@ -359,7 +373,8 @@ def test_params_file_not_yaml(refused):
     refused("evaluate", re.compile(r"params\.yaml: `params\.yaml` is not valid YAML \(.+\)"))
 
 
-@pytest.mark.parametrize("stage", ["train", "evaluate", "cluster", "generate", "downstream", "compress", "anomaly"])
+@pytest.mark.parametrize("stage", ["train", "evaluate", "judge", "cluster", "generate", "downstream", "compress",
+                                   "anomaly"])
 def test_cuda_requested_without_gpu(refused, monkeypatch, stage):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     edit_params({"device": "cuda"})
@@ -454,6 +469,28 @@ def test_bad_clusters_file(refused, stage, case):
         save_file(tensors, str(path), metadata={"clustering": "{}"})
         message = f"{path}: does not cluster this dataset's training and test images; run `dvc repro cluster`"
     refused(stage, message)
+
+
+@pytest.mark.parametrize("case", ["missing", "truncated", "no-metadata", "other-dataset", "a-vae"])
+def test_bad_judge_file(refused, case):
+    path = Path("models/judge.safetensors")
+    tensors, metadata = load_tensors(path)
+    if case == "missing":
+        path.unlink()
+        message = f"{path}: judge file is missing; run `dvc repro judge` first"
+    elif case == "truncated":
+        replace_file(path, path.read_bytes()[:300])
+        message = re.compile(re.escape(f"{path}: not a readable vaepipe judge file (") + r".+\)")
+    elif case == "no-metadata":
+        save_file(tensors, str(path))
+        message = f"{path}: no vaepipe judge config in its metadata (not written by the judge stage); run `dvc repro judge`"
+    elif case == "other-dataset":
+        save_file(tensors, str(path), metadata={"config": '{"dataset": "fashion-mnist"}'})
+        message = f"{path}: the judge was trained on fashion-mnist, not mnist; run `dvc repro judge`"
+    else:
+        save_file(tiny_state_dict(), str(path), metadata=metadata)
+        message = re.compile(re.escape(f"{path}: weights do not fit the judge (") + r".+\)")
+    refused("generate", message)
 
 
 def test_model_with_another_latent_dim(refused):

@@ -213,6 +213,6 @@ def test_every_stage_trains_and_loads_each_model_choice(tmp_path_factory, mnist_
     # With a learned prior the KL is averaged over the same samples, so the IS bound is below it image by image.
     assert 100 < evaluate["test_nll"] <= evaluate["test_neg_elbo"] < 600
     assert json.loads((root / "metrics/train/metrics.json").read_text())["kept_epoch"] >= 1
-    for path in ("plots/generate/samples.png", "metrics/cluster.json", "metrics/downstream.json",
-                 "metrics/compress.json", "metrics/anomaly.json", "data/compressed/test.vbb"):
+    for path in ("plots/generate/samples.png", "metrics/generate.json", "metrics/cluster.json",
+                 "metrics/downstream.json", "metrics/compress.json", "metrics/anomaly.json", "data/compressed/test.vbb"):
         assert (root / path).stat().st_size > 0, path

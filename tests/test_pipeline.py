@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -28,6 +29,9 @@ TINY = {
     "anomaly.test_subset": 1000,
     "cluster.umap_epochs": 10,
     "compress.test_subset": 1000,
+    "judge.epochs": 1,
+    "judge.train_subset": 5000,
+    "generate.n_judged": 1000,
 }
 
 
@@ -131,6 +135,18 @@ def test_metrics_are_complete_and_sane(repo):
     assert anomaly["ood"]["best"]["auroc"] > 0.95
     assert anomaly["detector"]["score"] in SCORES and 0 < anomaly["detector"]["test_flagged_normal"] < 0.15
 
+    judge = json.loads((root / "metrics/judge.json").read_text())
+    assert judge["train_images"] == 5000 and 0.9 < judge["test_accuracy"] <= 1 and 0.9 < judge["val_accuracy"] <= 1
+    generate = json.loads((root / "metrics/generate.json").read_text())
+    assert generate["n_judged"] == 1000
+    floor = generate["test_set"]["frechet_between_halves"]
+    assert 0 < floor and generate["test_set"]["confident"] > 0.9 and generate["test_set"]["class_entropy_bits"] > 3.3
+    for sampler in ("prior", "gmm"):
+        scores = generate[sampler]
+        # A 2-epoch model with a 2-D latent space draws blurry digits: far from the test set, but judged digits.
+        assert scores["frechet"] > 2 * floor and 0 < scores["confident"] < 1, sampler
+        assert 2 < scores["class_entropy_bits"] <= math.log2(10) + 1e-9, sampler
+
     train = json.loads((root / "metrics/train/metrics.json").read_text())
     assert train["step"] == 2
     # Two independent computations of the same quantity on two samples of MNIST digits: the train stage's
@@ -179,8 +195,11 @@ def test_second_repro_is_up_to_date(repo):
 def test_metrics_diff_and_exp_show(repo):
     root, env = repo
     diff = run(["dvc", "metrics", "diff", "--json"], root, env)
-    changed = json.loads(diff)["metrics/evaluate.json"]
-    assert changed["k"]["new"] == 50
+    changed = json.loads(diff)
+    assert changed["metrics/evaluate.json"]["k"]["new"] == 50
+    # The sample metrics compare between experiments too: the default run's (committed) against the tiny one's.
+    assert changed["metrics/generate.json"]["n_judged"] == {"old": 10000, "new": 1000, "diff": -9000}
+    assert {"prior.frechet", "gmm.frechet", "prior.confident"} <= set(changed["metrics/generate.json"])
     assert "tiny" in run(["dvc", "exp", "show", "--no-pager", "--csv"], root, env)
 
 

@@ -29,6 +29,8 @@ BINARIZE_MODES = ("dynamic", "none")
 DEVICES = ("auto", "cpu", "cuda")
 LR_SCHEDULES = ("constant", "cosine")
 EMBEDDINGS = ("umap", "pca", "tsne")
+# Where generate draws latent codes from (vaepipe.samplers).
+SAMPLERS = ("prior", "gmm")
 # Components of the Gaussian mixture of the typicality anomaly score (vaepipe.anomaly).
 MIXTURE_COMPONENTS = 8
 # Neighbours per code in the label-spreading probe's graph (vaepipe.downstream).
@@ -110,15 +112,47 @@ class EvaluateParams:
 
 
 @dataclass(frozen=True)
+class JudgeParams:
+    """The judge classifier (vaepipe.judge): its own seed and split, so one judge serves every VAE experiment."""
+
+    seed: int
+    epochs: int
+    batch_size: int
+    lr: float
+    val_size: int
+    train_subset: int
+
+    def validate(self, prefix: str) -> None:
+        _require(f"{prefix}.seed", self.seed >= 0, "must be >= 0")
+        _require(f"{prefix}.epochs", self.epochs > 0, "must be > 0")
+        _require(f"{prefix}.batch_size", self.batch_size > 0, "must be > 0")
+        _require(f"{prefix}.lr", self.lr > 0, "must be > 0")
+        _require(f"{prefix}.val_size", self.val_size > 0, "must be > 0")
+        _require(f"{prefix}.train_subset", self.train_subset >= 0, "must be >= 0 (0 = all images)")
+
+
+@dataclass(frozen=True)
 class GenerateParams:
     n_samples: int
     n_interpolations: int
     interpolation_steps: int
     embedding: str
     manifold_size: int
+    samplers: tuple[str, ...]
+    gmm_components: int
+    n_judged: int
+    confidence: float
 
     def validate(self, prefix: str) -> None:
-        _require(f"{prefix}.n_samples", self.n_samples > 0, "must be > 0")
+        _require(f"{prefix}.samplers", len(self.samplers) > 0 and len(set(self.samplers)) == len(self.samplers),
+                 f"must be a non-empty list of distinct samplers from {', '.join(SAMPLERS)}")
+        for i, sampler in enumerate(self.samplers):
+            _require_one_of(f"{prefix}.samplers[{i}]", sampler, SAMPLERS)
+        _require(f"{prefix}.gmm_components", self.gmm_components > 0, "must be > 0")
+        _require(f"{prefix}.n_judged", self.n_judged >= 2, "must be >= 2 (a covariance of the features needs two)")
+        _require(f"{prefix}.confidence", 0 < self.confidence < 1, "must be between 0 and 1")
+        _require(f"{prefix}.n_samples", 0 < self.n_samples <= self.n_judged,
+                 f"must be > 0 and at most generate.n_judged ({self.n_judged}): the grid shows judged samples")
         _require(f"{prefix}.n_interpolations", self.n_interpolations > 0, "must be > 0")
         _require(f"{prefix}.interpolation_steps", self.interpolation_steps >= 2, "must be >= 2")
         _require_one_of(f"{prefix}.embedding", self.embedding, EMBEDDINGS)
@@ -199,6 +233,7 @@ class Params:
     device: str
     train: TrainParams
     evaluate: EvaluateParams
+    judge: JudgeParams
     generate: GenerateParams
     downstream: DownstreamParams
     cluster: ClusterParams

@@ -11,22 +11,48 @@ matplotlib.use("Agg")  # headless: stages run on servers and in CI
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from torchvision.utils import make_grid, save_image
+from torchvision.utils import make_grid
 
 from vaepipe.artifacts import atomic_path
 from vaepipe.data import IMAGE_SIDE
 
+FIGURE_DPI = 100
 
-def save_grid(images: torch.Tensor, nrow: int, path: str | Path) -> None:
-    """Flat [N, 784] images in [0, 1] as a PNG grid with `nrow` images per row."""
-    grid = images.detach().cpu().reshape(-1, 1, IMAGE_SIDE, IMAGE_SIDE)
-    with atomic_path(path) as tmp:
-        save_image(grid, tmp, nrow=nrow, padding=2, pad_value=1.0, format="png")
+
+# Digits are drawn at this many screen pixels per image pixel (28 -> 56), by repetition (nearest neighbour).
+DIGIT_SCALE = 2
+GRID_PADDING = 2  # image pixels between digits
+
+
+def image_grids(panels: dict[str, tuple[torch.Tensor, int]], path: str | Path, scale: int = DIGIT_SCALE) -> None:
+    """Titled grids side by side, {title: (flat [N, 784] images in [0, 1], images per row)}; each grid is drawn
+    pixel for pixel, every digit enlarged `scale` times, so nothing is resampled or blurred."""
+    grids = {}
+    for title, (images, nrow) in panels.items():
+        grid = make_grid(images.detach().cpu().reshape(-1, 1, IMAGE_SIDE, IMAGE_SIDE), nrow=nrow,
+                         padding=GRID_PADDING, pad_value=1.0)[0]
+        grids[title] = grid.repeat_interleave(scale, 0).repeat_interleave(scale, 1).numpy()
+    # Each grid is centred in a slot wide enough for its title too (about 7 px a character at 9 pt).
+    slots = {title: max(grid.shape[1], 7 * max(map(len, title.splitlines()))) for title, grid in grids.items()}
+    margin, title_height = 16, 16 + 14 * max(title.count("\n") + 1 for title in grids)
+    width = sum(slots.values()) + margin * (len(grids) + 1)
+    height = max(grid.shape[0] for grid in grids.values()) + title_height + margin
+    fig = plt.figure(figsize=(width / FIGURE_DPI, height / FIGURE_DPI), dpi=FIGURE_DPI)
+    left = margin
+    for title, grid in grids.items():
+        rows, cols = grid.shape
+        x = left + (slots[title] - cols) // 2
+        ax = fig.add_axes((x / width, (height - title_height - rows) / height, cols / width, rows / height))
+        ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_axis_off()
+        ax.set_title(title, fontsize=9)
+        left += slots[title] + margin
+    save_figure(fig, path)
 
 
 def save_figure(fig: plt.Figure, path: str | Path) -> None:
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
+        fig.savefig(tmp, format="png", dpi=FIGURE_DPI, metadata={"Software": None})
     plt.close(fig)
 
 
@@ -52,7 +78,8 @@ def labelled_rows(rows: dict[str, torch.Tensor], title: str, path: str | Path) -
     """One row of flat [n, 784] images per entry, its label on the left."""
     grids = {label: images.detach().cpu().reshape(-1, IMAGE_SIDE, IMAGE_SIDE) for label, images in rows.items()}
     per_row = max(len(images) for images in grids.values())
-    fig, axes = plt.subplots(len(grids), 1, figsize=(0.5 * per_row + 2.2, 0.55 * len(grids) + 0.6), squeeze=False)
+    # 0.6 inch (60 px) an image cell of 30 px (28 and the padding): digits drawn twice their size.
+    fig, axes = plt.subplots(len(grids), 1, figsize=(0.6 * per_row + 2.2, 0.66 * len(grids) + 0.6), squeeze=False)
     for ax, (label, images) in zip(axes[:, 0], grids.items()):
         strip = make_grid(images.unsqueeze(1), nrow=per_row, padding=2, pad_value=1.0)[0]
         ax.imshow(strip.numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
