@@ -15,7 +15,7 @@ from vaepipe.model import load_model
 from vaepipe.params import load_params, require_at_most
 from vaepipe.runtime import generator, make_deterministic, select_device
 from vaepipe.plots import image_grids, latent_map
-from vaepipe.sample_quality import frechet_distance, judged
+from vaepipe.sample_quality import class_scores, frechet_distance, judged
 from vaepipe.samplers import CodeMixture, draw_codes, sampler_title
 
 DATA_DIR = "data/raw"
@@ -45,10 +45,9 @@ def main() -> None:
 
     # The reference: the judge's view of the test set, and its two halves against each other (the floor).
     test_probs, test_features = judge.predict(images)
-    test_scores = judged(test_probs, test_features, test_features, gp.confidence)
     metrics = {"n_judged": gp.n_judged, "test_set": {
         "frechet_between_halves": frechet_distance(test_features[0::2], test_features[1::2]),
-        "confident": test_scores["confident"], "class_entropy_bits": test_scores["class_entropy_bits"]}}
+        **class_scores(test_probs, gp.confidence)}}
     mixture = None
     if "gmm" in gp.samplers:
         train_images, _ = load_split(DATA_DIR, "train")

@@ -38,12 +38,14 @@ def class_entropy_bits(predicted: torch.Tensor) -> float:
     return float((shares * (1 / shares).log2()).sum())
 
 
-def judged(probs: torch.Tensor, features: torch.Tensor, reference_features: torch.Tensor, confidence: float) -> dict:
-    """The three scores of images the judge gave `probs` [N, 10] and `features` (`Judge.predict`), against the
-    features of the reference (test) images."""
+def class_scores(probs: torch.Tensor, confidence: float) -> dict:
+    """The confident share and the class entropy of images the judge gave `probs` [N, 10] (`Judge.predict`)."""
     top = probs.max(dim=1)
-    return {
-        "frechet": frechet_distance(features.numpy(), reference_features.numpy()),
-        "confident": top.values.ge(confidence).double().mean().item(),
-        "class_entropy_bits": class_entropy_bits(top.indices),
-    }
+    return {"confident": top.values.ge(confidence).double().mean().item(),
+            "class_entropy_bits": class_entropy_bits(top.indices)}
+
+
+def judged(probs: torch.Tensor, features: torch.Tensor, reference_features: torch.Tensor, confidence: float) -> dict:
+    """The three scores of images the judge gave `probs` and `features` (`Judge.predict`), against the features
+    of the reference (test) images."""
+    return {"frechet": frechet_distance(features.numpy(), reference_features.numpy()), **class_scores(probs, confidence)}
