@@ -73,6 +73,11 @@ TINY = {
     "generate.gmm_components": 3,
     "generate.n_interpolations": 2,
     "generate.interpolation_steps": 3,
+    "style.hidden": [32],
+    "style.epochs": 1,
+    "style.n_styles": 3,
+    "style.samples_per_class": 3,
+    "style.n_judged": 200,
     "downstream.label_budgets": [20],
     "downstream.label_draws": 1,
     "downstream.unlabelled": 1000,
@@ -103,7 +108,7 @@ def torch_state_kept():
         torch.set_rng_state(rng)
 
 
-STAGES_IN_ORDER = ("train", "evaluate", "judge", "cluster", "generate", "downstream", "compress", "corrupt", "anomaly")
+STAGES_IN_ORDER = ("train", "evaluate", "judge", "cluster", "generate", "style", "downstream", "compress", "corrupt", "anomaly")
 
 
 def every_stage_run(tmp_path_factory, mnist_raw: Path, fashion_raw: Path, name: str, overrides: dict) -> Path:

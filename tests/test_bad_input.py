@@ -297,6 +297,13 @@ BAD_PARAMS = [
     ({"generate.n_samples": 300}, "`generate.n_samples` must be > 0 and at most generate.n_judged (200): the grid "
                                   "shows judged samples"),
     ({"generate.confidence": 1.0}, "`generate.confidence` must be between 0 and 1"),
+    ({"style.latent_dim": 0}, "`style.latent_dim` must be > 0"),
+    ({"style.hidden": []}, "`style.hidden` must be a non-empty list of positive layer widths"),
+    ({"style.n_judged": 9}, "`style.n_judged` must be >= 10 (a sample of every class)"),
+    ({"style.n_styles": 21}, "`style.n_styles` must be > 0 and at most style.n_judged / 10 (20): the figures show "
+                             "judged images"),
+    ({"style.samples_per_class": 0}, "`style.samples_per_class` must be > 0 and at most style.n_judged / 10 (20): "
+                                     "the figures show judged images"),
 ]
 
 
@@ -341,9 +348,13 @@ def test_label_budgets_below_one_per_class_or_repeated(refused, budgets):
      re.escape("`judge.train_subset` is 55001, but the judge's training split has only 55000")),
     ("judge", {"judge.val_size": 60000},
      re.escape("`judge.val_size` is 60000, but the training set less one image to train on has only 59999")),
+    ("style", {"style.n_judged": 100010},
+     re.escape("`style.n_judged` is 100010, but the test set rendered as every class has only 100000")),
+    ("style", {"train.train_subset": 60000},
+     re.escape("`train.train_subset` is 60000, but the training split (after validation) has only 59800")),
 ], ids=["label-budget-above-a-class", "train-subset", "test-subset", "reconstructions", "interpolations",
         "unlabelled", "compress-test-subset", "anomaly-n-val", "anomaly-test-subset", "anomaly-n-fit",
-        "judge-train-subset", "judge-val-size"])
+        "judge-train-subset", "judge-val-size", "style-n-judged", "style-train-subset"])
 def test_params_that_do_not_fit_the_data(refused, stage, changes, message):
     edit_params(changes)
     refused(stage, re.compile(r"params\.yaml: " + message))
@@ -357,7 +368,7 @@ def test_params_key_missing(refused):
 
 
 @pytest.mark.parametrize("stage", ["check_params", "download", "train", "evaluate", "judge", "cluster", "generate",
-                                   "downstream", "compress", "corrupt", "anomaly"])
+                                   "style", "downstream", "compress", "corrupt", "anomaly"])
 def test_every_stage_checks_params(refused, stage):
     edit_params({"latnet_dim": 32})
     refused(stage, "params.yaml: `latnet_dim` is not a known parameter; did you mean `latent_dim`?")
@@ -373,8 +384,8 @@ def test_params_file_not_yaml(refused):
     refused("evaluate", re.compile(r"params\.yaml: `params\.yaml` is not valid YAML \(.+\)"))
 
 
-@pytest.mark.parametrize("stage", ["train", "evaluate", "judge", "cluster", "generate", "downstream", "compress",
-                                   "anomaly"])
+@pytest.mark.parametrize("stage", ["train", "evaluate", "judge", "cluster", "generate", "style", "downstream",
+                                   "compress", "anomaly"])
 def test_cuda_requested_without_gpu(refused, monkeypatch, stage):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     edit_params({"device": "cuda"})
@@ -471,8 +482,9 @@ def test_bad_clusters_file(refused, stage, case):
     refused(stage, message)
 
 
+@pytest.mark.parametrize("stage", ["generate", "style"])
 @pytest.mark.parametrize("case", ["missing", "truncated", "no-metadata", "other-dataset", "a-vae"])
-def test_bad_judge_file(refused, case):
+def test_bad_judge_file(refused, stage, case):
     path = Path("models/judge.safetensors")
     tensors, metadata = load_tensors(path)
     if case == "missing":
@@ -490,7 +502,7 @@ def test_bad_judge_file(refused, case):
     else:
         save_file(tiny_state_dict(), str(path), metadata=metadata)
         message = re.compile(re.escape(f"{path}: weights do not fit the judge (") + r".+\)")
-    refused("generate", message)
+    refused(stage, message)
 
 
 def test_model_with_another_latent_dim(refused):

@@ -78,11 +78,13 @@ def params_reads_recorded():
 
     def recording_load(*args, **kwargs):
         params = load(*args, **kwargs)
+        # The loaded instances only: settings a stage derives from them (e.g. style's TrainParams) are not keys.
+        loaded = {id(params), *(id(getattr(params, name)) for name in sections)}
         for cls, prefix in classes.items():
             leaves = {f.name for f in dataclasses.fields(cls)} - set(sections)
 
             def getattribute(self, name, prefix=prefix, leaves=leaves):
-                if name in leaves:
+                if name in leaves and id(self) in loaded:
                     read.add(prefix + name)
                 return object.__getattribute__(self, name)
             cls.__getattribute__ = getattribute

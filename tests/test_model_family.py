@@ -173,7 +173,7 @@ def scripted_validation(monkeypatch, values):
     """validation_stats returns these -ELBOs, one per epoch; the weights after each epoch are recorded."""
     calls, weights = iter(values), []
 
-    def fake(model, val_x, beta, seed):
+    def fake(model, val_x, beta, seed, val_labels):
         weights.append(torch.cat([p.detach().reshape(-1) for p in model.parameters()]).clone())
         value = next(calls)
         return EpochStats(value, value, 0.0)

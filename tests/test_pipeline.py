@@ -32,6 +32,8 @@ TINY = {
     "judge.epochs": 1,
     "judge.train_subset": 5000,
     "generate.n_judged": 1000,
+    "style.epochs": 2,
+    "style.n_judged": 1000,
 }
 
 
@@ -150,6 +152,15 @@ def test_metrics_are_complete_and_sane(repo):
         assert 0 <= scores["confident"] <= real["confident"], sampler
         assert 0 <= scores["class_entropy_bits"] <= math.log2(10) + 1e-9, sampler
 
+    style = json.loads((root / "metrics/style.json").read_text())
+    assert style["latent_dim"] == 4 and style["kept_epoch"] in (1, 2)
+    assert style["class_conditional"]["n"] == style["style_transfer"]["n"] == 1000
+    for use in ("class_conditional", "style_transfer"):
+        assert 0 <= style[use]["read_as_intended"] <= 1, use
+    assert style["class_conditional"]["frechet"] > 10 * real["frechet_between_halves"]
+    given = style["test_given_label"]
+    assert 0 < given["kl"] < given["neg_elbo"] < 600 and given["neg_elbo"] == pytest.approx(given["recon"] + given["kl"])
+
     train = json.loads((root / "metrics/train/metrics.json").read_text())
     assert train["step"] == 2
     # Two independent computations of the same quantity on two samples of MNIST digits: the train stage's
@@ -163,7 +174,7 @@ def test_figures_exist(repo):
     root, _ = repo
     for name in ("plots/evaluate/reconstructions.png", "plots/generate/samples.png",
                  "plots/generate/interpolations.png", "plots/generate/latent_map.png",
-                 "plots/generate/manifold.png"):
+                 "plots/generate/manifold.png", "plots/style/transfer.png", "plots/style/class_samples.png"):
         assert (root / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     for name in ("plots/anomaly/histograms.png", "plots/anomaly/extremes.png", "plots/anomaly/corruptions.png",
                  "plots/cluster/central.png", "plots/cluster/centres.png"):
@@ -203,6 +214,8 @@ def test_metrics_diff_and_exp_show(repo):
     # The sample metrics compare between experiments too: the default run's (committed) against the tiny one's.
     assert changed["metrics/generate.json"]["n_judged"] == {"old": 10000, "new": 1000, "diff": -9000}
     assert {"prior.frechet", "gmm.frechet", "prior.confident"} <= set(changed["metrics/generate.json"])
+    assert changed["metrics/style.json"]["class_conditional.n"] == {"old": 10000, "new": 1000, "diff": -9000}
+    assert "class_conditional.read_as_intended" in changed["metrics/style.json"]
     assert "tiny" in run(["dvc", "exp", "show", "--no-pager", "--csv"], root, env)
 
 
@@ -234,7 +247,8 @@ def test_plots_show_writes_html_that_loads_no_remote_script(repo):
     root, env = repo
     html = plots_page(root, env)
     for fragment in ("Negative ELBO per image", "Confusion matrix", "reconstructions.png", "samples.png",
-                     "interpolations.png", "latent_map.png", "manifold.png", "ROC: normal test images vs the",
+                     "interpolations.png", "latent_map.png", "manifold.png", "transfer.png", "class_samples.png",
+                     "ROC: normal test images vs the",
                      "AUROC per MNIST-C corruption", "histograms.png", "extremes.png", "corruptions.png",
                      "Clusters found without labels", "central.png", "centres.png"):
         assert fragment in html, fragment

@@ -18,9 +18,8 @@ from torch import nn
 from vaepipe.artifacts import load_described_tensors, save_tensors
 from vaepipe.data import IMAGE_SIDE
 from vaepipe.errors import ArtifactError
-from vaepipe.params import JudgeParams
+from vaepipe.params import CLASSES, JudgeParams
 
-CLASSES = 10
 FEATURES = 128
 PREDICT_BATCH = 2000
 
@@ -56,7 +55,12 @@ class Judge(nn.Module):
 
 
 def accuracy(judge: Judge, x: torch.Tensor, y: torch.Tensor) -> float:
-    probs, _ = judge.predict(x)
+    return share_read_as(judge.predict(x)[0], y)
+
+
+def share_read_as(probs: torch.Tensor, y: torch.Tensor) -> float:
+    """The share of images whose most likely class under the judge's `probs` [N, 10] is `y`: accuracy when `y`
+    is the true class, the share read as intended for generated images."""
     return (probs.argmax(1) == y).float().mean().item()
 
 

@@ -16,8 +16,8 @@ ENCODE_BATCH = 4096
 
 
 @torch.no_grad()
-def encode_means(model: VAE, x: torch.Tensor) -> torch.Tensor:
-    """Posterior means mu(x) for every image, on the CPU.
+def encode_means(model: VAE, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """Posterior means mu(x) for every image, on the CPU (mu(x, y), with a conditional model's `labels`).
 
     The stages that use codes as a representation (generate, downstream) pass the grey images, even when
     training binarises dynamically: a binarisation is sampling noise drawn for the Bernoulli likelihood,
@@ -27,14 +27,16 @@ def encode_means(model: VAE, x: torch.Tensor) -> torch.Tensor:
     Where a likelihood is computed (evaluate), q(z|x) is of the binary image being scored.
     """
     model.eval()
-    return torch.cat([model.encode(x[i:i + ENCODE_BATCH])[0].cpu() for i in range(0, len(x), ENCODE_BATCH)])
+    batches = range(0, len(x), ENCODE_BATCH)
+    return torch.cat([model.encode(x[i:i + ENCODE_BATCH], None if labels is None else labels[i:i + ENCODE_BATCH])[0].cpu()
+                      for i in batches])
 
 
 @torch.no_grad()
-def decode_probs(model: VAE, z: torch.Tensor) -> torch.Tensor:
-    """Pixel probabilities (Bernoulli means) for latent codes `z`."""
+def decode_probs(model: VAE, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """Pixel probabilities (Bernoulli means) for latent codes `z` (of class `labels`, for a conditional model)."""
     model.eval()
-    return torch.sigmoid(model.decode(z))
+    return torch.sigmoid(model.decode(z, labels))
 
 
 def umap_embedding(codes: np.ndarray, n_components: int, n_neighbors: int, seed: int, *, min_dist: float = 0.1,

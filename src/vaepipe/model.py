@@ -6,6 +6,9 @@
 - `prior`: `normal` (N(0, I)), `mog` (a learned mixture of `prior_components` diagonal Gaussians) or
   `vamp` (the VampPrior, Tomczak & Welling 2018: the mixture of the encoder's posteriors at
   `prior_components` learned pseudo-images).
+- `classes` > 0: a conditional VAE (Kingma et al. 2014; Sohn et al. 2015), q(z|x, y) and p(x|z, y), the
+  one-hot class label an extra input of the encoder and of the decoder, so z is left to hold the style.
+  An MLP with a normal prior (the style stage's model).
 """
 
 from __future__ import annotations
@@ -36,21 +39,23 @@ class VAEConfig:
     input_dim: int = IMAGE_PIXELS
     prior: str = "normal"
     prior_components: int = 0
+    classes: int = 0  # > 0: conditional on a class label (see the module docstring)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
-    def from_params(cls, latent_dim: int, train: TrainParams) -> "VAEConfig":
+    def from_params(cls, latent_dim: int, train: TrainParams, classes: int = 0) -> "VAEConfig":
         """The model `train` params describe (a normal prior has no components)."""
         components = 0 if train.prior == "normal" else train.prior_components
         return cls(arch=train.arch, latent_dim=latent_dim, hidden=train.hidden, prior=train.prior,
-                   prior_components=components)
+                   prior_components=components, classes=classes)
 
     @classmethod
     def from_dict(cls, d: dict) -> "VAEConfig":
         return cls(arch=d["arch"], latent_dim=int(d["latent_dim"]), hidden=tuple(d["hidden"]),
-                   input_dim=int(d["input_dim"]), prior=d["prior"], prior_components=int(d["prior_components"]))
+                   input_dim=int(d["input_dim"]), prior=d["prior"], prior_components=int(d["prior_components"]),
+                   classes=int(d.get("classes", 0)))  # files from before conditional models lack the key
 
 
 def mlp(sizes: list[int]) -> nn.Sequential:
@@ -94,12 +99,13 @@ class VAE(nn.Module):
             raise ValueError(f"unknown prior {config.prior!r}")
         if config.arch == "conv" and len(config.hidden) not in CONV_LAYERS:
             raise ValueError(f"a conv model has {' or '.join(map(str, CONV_LAYERS))} layers, not {len(config.hidden)}")
+        if config.classes and (config.arch, config.prior) != ("mlp", "normal"):
+            raise ValueError("a conditional model is an mlp with a normal prior")
         self.config = config
         # One head emits mean and log-variance together: a single matmul instead of two.
         if config.arch == "mlp":
-            widths = [config.input_dim, *config.hidden]
-            self.encoder = mlp([*widths, 2 * config.latent_dim])
-            self.decoder = mlp([config.latent_dim, *reversed(widths)])
+            self.encoder = mlp([config.input_dim + config.classes, *config.hidden, 2 * config.latent_dim])
+            self.decoder = mlp([config.latent_dim + config.classes, *reversed(config.hidden), config.input_dim])
         else:
             self.encoder = conv_encoder(config.hidden, 2 * config.latent_dim)
             self.decoder = conv_decoder(config.hidden, config.latent_dim)
@@ -112,28 +118,40 @@ class VAE(nn.Module):
         elif config.prior == "vamp":
             self.pseudo_inputs = nn.Parameter(PSEUDO_INPUT_MEAN + PSEUDO_INPUT_STD * torch.randn(components, config.input_dim))
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean and log-variance of q(z|x)."""
-        mu, logvar = self.encoder(x).chunk(2, dim=-1)
+    def with_label(self, inputs: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """`inputs` [..., B, n] with the one-hot `labels` [B] appended, for a conditional model; as they are otherwise."""
+        if (labels is None) != (self.config.classes == 0):
+            raise ValueError("a conditional model needs class labels" if self.config.classes
+                             else "an unconditional model takes no class labels")
+        if labels is None:
+            return inputs
+        one_hot = nn.functional.one_hot(labels, self.config.classes).to(inputs.dtype)
+        return torch.cat([inputs, one_hot.expand(*inputs.shape[:-1], self.config.classes)], -1)
+
+    def encode(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and log-variance of q(z|x) (of q(z|x, y) with `labels`, for a conditional model)."""
+        mu, logvar = self.encoder(self.with_label(x, labels)).chunk(2, dim=-1)
         return mu, logvar
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Bernoulli logits of p(x|z); sigmoid gives pixel probabilities. `z` may have leading sample dims."""
+    def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Bernoulli logits of p(x|z) (p(x|z, y) with `labels`); sigmoid gives pixel probabilities. `z` may
+        have leading sample dims."""
         if self.config.arch == "mlp":
-            return self.decoder(z)
+            return self.decoder(self.with_label(z, labels))
         return self.decoder(z.reshape(-1, z.shape[-1])).view(*z.shape[:-1], -1)
 
     @staticmethod
     def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         return mu + noise * torch.exp(0.5 * logvar)
 
-    def forward(self, x: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, noise: torch.Tensor, labels: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Logits of the reconstruction, and the posterior's mean and log-variance.
 
         The caller draws `noise` ~ N(0, I) from its own seeded generator, keeping runs reproducible.
         """
-        mu, logvar = self.encode(x)
-        return self.decode(self.reparameterize(mu, logvar, noise)), mu, logvar
+        mu, logvar = self.encode(x, labels)
+        return self.decode(self.reparameterize(mu, logvar, noise), labels), mu, logvar
 
     def _mixture(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The prior's components: log-weights [K], means and log-variances [K, latent_dim]."""

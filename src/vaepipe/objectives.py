@@ -47,17 +47,18 @@ def neg_elbo(logits, x, mu, logvar, beta: float = 1.0) -> tuple[torch.Tensor, to
     return recon + beta * kl, recon, kl
 
 
-def negative_bound(model, x: torch.Tensor, noise: torch.Tensor, beta: float, objective: str
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def negative_bound(model, x: torch.Tensor, noise: torch.Tensor, beta: float, objective: str,
+                   labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Batch means of (loss, recon, KL) for any model of the family (vaepipe.model.VAE), differentiable.
 
     `noise` [S, B, latent_dim] gives S samples z = mu + noise * std per image. `elbo`: the -ELBO averaged
     over the samples, recon + beta * KL. `iwae`: the importance-weighted bound of Burda et al. (2015),
-    -log (1/S) sum_s p(x|z_s) (p(z_s) / q(z_s|x))^beta, tighter than the ELBO for S > 1.
+    -log (1/S) sum_s p(x|z_s) (p(z_s) / q(z_s|x))^beta, tighter than the ELBO for S > 1. A conditional
+    model takes the images' `labels`, and the bound is of log p(x|y).
     """
-    mu, logvar = model.encode(x)
+    mu, logvar = model.encode(x, labels)
     z = mu + noise * torch.exp(0.5 * logvar)
-    log_px = -bernoulli_nll(model.decode(z), x)  # [S, B]
+    log_px = -bernoulli_nll(model.decode(z, labels), x)  # [S, B]
     recon = -log_px.mean()
     if objective == "elbo":
         kl = model.kl(mu, logvar, z, noise).mean()

@@ -38,7 +38,8 @@ SPREAD_NEIGHBORS = 10
 # 2**16 bins a latent: far past where finer bins stop paying (README); compressed files are checked against it.
 MAX_LATENT_PRECISION = 16
 # Both datasets have 10 classes; a balanced label draw needs at least one label of each.
-MIN_LABEL_BUDGET = 10
+CLASSES = 10
+MIN_LABEL_BUDGET = CLASSES
 
 
 def _require(key: str, ok: bool, rule: str) -> None:
@@ -160,6 +161,38 @@ class GenerateParams:
 
 
 @dataclass(frozen=True)
+class StyleParams:
+    """The style stage's conditional VAE (vaepipe.style): its own size and length; it trains like the VAE
+    (train.* optimiser, schedule, warm-up, binarisation, split), as an MLP with a normal prior."""
+
+    latent_dim: int
+    hidden: tuple[int, ...]
+    epochs: int
+    n_styles: int
+    samples_per_class: int
+    n_judged: int
+
+    def validate(self, prefix: str) -> None:
+        _require(f"{prefix}.latent_dim", self.latent_dim > 0, "must be > 0")
+        _require(f"{prefix}.hidden", len(self.hidden) > 0 and all(h > 0 for h in self.hidden),
+                 "must be a non-empty list of positive layer widths")
+        _require(f"{prefix}.epochs", self.epochs > 0, "must be > 0")
+        _require(f"{prefix}.n_judged", self.n_judged >= CLASSES, f"must be >= {CLASSES} (a sample of every class)")
+        # The figures show the first of the judged images: n_judged / classes samples a class and test styles.
+        per_class = self.n_judged // CLASSES
+        for key in ("n_styles", "samples_per_class"):
+            _require(f"{prefix}.{key}", 0 < getattr(self, key) <= per_class,
+                     f"must be > 0 and at most style.n_judged / {CLASSES} ({per_class}): the figures show judged images")
+
+    def train_params(self, train: TrainParams) -> TrainParams:
+        """The conditional model's training settings: `train`'s, with this model's size and epochs."""
+        # Only the keys not set here are read from `train` (the style stage's dvc.yaml params list them);
+        # prior_components is unused by a normal prior.
+        return dataclasses.replace(train, arch="mlp", hidden=self.hidden, prior="normal", prior_components=1,
+                                   objective="elbo", samples=1, epochs=self.epochs)
+
+
+@dataclass(frozen=True)
 class DownstreamParams:
     knn_neighbors: int
     label_budgets: tuple[int, ...]
@@ -235,6 +268,7 @@ class Params:
     evaluate: EvaluateParams
     judge: JudgeParams
     generate: GenerateParams
+    style: StyleParams
     downstream: DownstreamParams
     cluster: ClusterParams
     compress: CompressParams

@@ -29,7 +29,8 @@ class TrainingError(PipelineError):
 
 def split_train_val(images: torch.Tensor, val_size: int, seed: int, train_subset: int = 0
                     ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The training and validation images (`train_val_indices`); `train_subset` > 0 keeps only that many for training."""
+    """The training and validation images (`train_val_indices`); `train_subset` > 0 keeps only that many for training.
+    The labels of the images, passed instead, are split alike."""
     train_idx, val_idx = train_val_indices(len(images), val_size, seed)
     val, train = images[val_idx], images[train_idx]
     require_at_most("train.train_subset", train_subset, len(train), "the training split (after validation)")
@@ -46,20 +47,23 @@ class EpochStats:
 
 
 @torch.no_grad()
-def validation_stats(model: VAE, val_x: torch.Tensor, beta: float, seed: int) -> EpochStats:
-    """Single-sample ELBO on the validation set, with the same noise every epoch so curves compare."""
+def validation_stats(model: VAE, val_x: torch.Tensor, beta: float, seed: int, val_labels: torch.Tensor | None = None
+                     ) -> EpochStats:
+    """Single-sample ELBO on the validation set, with the same noise every epoch so curves compare (of
+    log p(x|y), for a conditional model given the images' labels)."""
     model.eval()
     gen = generator(val_x.device, seed)
     totals = torch.zeros(3, device=val_x.device)
     for start in range(0, len(val_x), EVAL_BATCH):
         x = val_x[start:start + EVAL_BATCH]
+        labels = None if val_labels is None else val_labels[start:start + EVAL_BATCH]
         noise = torch.randn(len(x), model.config.latent_dim, generator=gen, device=x.device)
-        totals += torch.stack(negative_bound(model, x, noise, beta, "elbo")) * len(x)
+        totals += torch.stack(negative_bound(model, x, noise, beta, "elbo", labels)) * len(x)
     return EpochStats(*(totals / len(val_x)).tolist())
 
 
 def uses_hand_written_gradient(params: TrainParams) -> bool:
-    """The fast path (vaepipe.gradients) covers the MLP with a normal prior and the one-sample ELBO."""
+    """The fast path (vaepipe.gradients) covers the MLP with a normal prior and the one-sample ELBO, unconditional."""
     return params.arch == "mlp" and params.prior == "normal" and params.objective == "elbo" and params.samples == 1
 
 
@@ -87,15 +91,16 @@ def flatten_parameters(model: nn.Module) -> torch.Tensor:
 class Trainer:
     """Adam on the negative ELBO (or the IWAE bound), one epoch at a time, with the whole training set on
     the device. The gradient is the hand-written one (vaepipe.gradients) where it applies, autograd's
-    otherwise; `hand_written=False` forces autograd (the parity test compares the two).
+    otherwise; `hand_written=False` forces autograd (the parity test compares the two). A conditional model
+    trains on the images' `train_labels` [N] (on the device too), by autograd.
 
     A step does no per-sample Python work, allocates its batch and noise in place and never waits for
     the device: each step's (loss, recon, kl) is kept on the device and read once per epoch.
     """
 
     def __init__(self, model: VAE, train_x: torch.Tensor, params: TrainParams, seed: int,
-                 hand_written: bool | None = None):
-        self.model, self.train_x, self.params = model, train_x, params
+                 hand_written: bool | None = None, train_labels: torch.Tensor | None = None):
+        self.model, self.train_x, self.params, self.train_labels = model, train_x, params, train_labels
         device = train_x.device
         self.gen = generator(device, seed)
         # Adam is elementwise, so one flat tensor gives the same updates as per-layer tensors, in one
@@ -103,7 +108,7 @@ class Trainer:
         self.flat_params = flatten_parameters(model)
         self.optimizer = torch.optim.Adam([self.flat_params], lr=params.lr, fused=True)
         if hand_written is None:
-            hand_written = uses_hand_written_gradient(params)
+            hand_written = uses_hand_written_gradient(params) and not model.config.classes
         self.elbo_gradient = ELBOGradient(model) if hand_written else None
         self.steps_per_epoch = math.ceil(len(train_x) / params.batch_size)
         self.scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(
@@ -139,8 +144,9 @@ class Trainer:
                 x = torch.lt(self.uniform[:len(index)].uniform_(generator=self.gen), x, out=x)
             noise = self.noise[..., :len(index), :].normal_(generator=self.gen)
             beta = self.beta_at(first_step + step)
+            labels = None if self.train_labels is None else self.train_labels[index]
             step_losses[step] = (self.elbo_gradient(x, noise, beta) if self.elbo_gradient
-                                 else self._autograd_step(x, noise, beta))
+                                 else self._autograd_step(x, noise, beta, labels))
             self.optimizer.step()
             if self.scheduler is not None:
                 self.scheduler.step()
@@ -151,9 +157,10 @@ class Trainer:
         # Weighted by the final beta, not the warm-up's, so epochs compare with each other and with validation.
         return EpochStats(neg_elbo=recon + self.params.beta * kl, recon=recon, kl=kl)
 
-    def _autograd_step(self, x: torch.Tensor, noise: torch.Tensor, beta: float) -> torch.Tensor:
+    def _autograd_step(self, x: torch.Tensor, noise: torch.Tensor, beta: float, labels: torch.Tensor | None
+                       ) -> torch.Tensor:
         self.flat_params.grad.zero_()  # backward accumulates into the parameters' views of it
-        loss, recon, kl = negative_bound(self.model, x, noise, beta, self.params.objective)
+        loss, recon, kl = negative_bound(self.model, x, noise, beta, self.params.objective, labels)
         loss.backward()
         return torch.stack([loss, recon, kl]).detach()
 
@@ -190,10 +197,12 @@ class Trainer:
 
 
 def train(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor, params: TrainParams, seed: int,
-          on_epoch_end: Callable[[int, EpochStats, EpochStats], None], checkpoint: Checkpoint | None = None) -> int:
+          on_epoch_end: Callable[[int, EpochStats, EpochStats], None], checkpoint: Checkpoint | None = None,
+          labels: tuple[torch.Tensor, torch.Tensor] | None = None) -> int:
     """Fit `model` in place and return the epoch whose weights it ends with. `train_x` holds grey levels;
     `val_x` the validation targets (already binarised if training is). Calls `on_epoch_end(epoch,
-    train_stats, val_stats)` for every epoch, in order.
+    train_stats, val_stats)` for every epoch, in order. A conditional model takes `labels`: those of the
+    training and of the validation images.
 
     The epoch with the lowest validation -ELBO is remembered; with `keep: best` the model ends with its
     weights, and with `patience` > 0 training stops that many epochs after it if none has been better.
@@ -202,7 +211,8 @@ def train(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor, params: TrainP
     the finished epochs are replayed to `on_epoch_end` from the checkpoint, then training continues
     exactly as an uninterrupted run would.
     """
-    trainer = Trainer(model, train_x, params, seed)
+    train_labels, val_labels = labels or (None, None)
+    trainer = Trainer(model, train_x, params, seed, train_labels=train_labels)
     history: list = []  # per finished epoch: (train stats, validation stats) as dicts, JSON in the checkpoint
     best_params, best = trainer.flat_params.detach().clone(), {"epoch": 0, "val_neg_elbo": math.inf}
     saved = checkpoint.load() if checkpoint else None
@@ -222,7 +232,7 @@ def train(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor, params: TrainP
                   f"since epoch {best['epoch']}")
             break
         train_stats = trainer.run_epoch()
-        val_stats = validation_stats(model, val_x, params.beta, seed)
+        val_stats = validation_stats(model, val_x, params.beta, seed, val_labels)
         if val_stats.neg_elbo < best["val_neg_elbo"]:
             best = {"epoch": epoch, "val_neg_elbo": val_stats.neg_elbo}
             best_params.copy_(trainer.flat_params)
