@@ -1,22 +1,29 @@
-"""Benchmark: the canonical VAE recipe vs this pipeline's training and evaluation, against the hardware bound.
+"""Benchmark: the canonical VAE recipe vs this pipeline's training and evaluation, in float32 and in bfloat16,
+against the hardware bound of each.
 
     python bench/benchmark.py                       # after `dvc repro download` (reads data/raw)
+    python bench/benchmark.py --only train          # epoch times only
+    python bench/benchmark.py --only nll            # the default configuration trained both ways, its test NLL
     python bench/benchmark.py --only eval --repeats 1 --eval-images 10000   # IS-NLL, full test set, k=5000
     python bench/benchmark.py --only compress       # bits-back coding speed with models/vae.safetensors
 
 Every measurement runs in its own child process (so each peak RSS is its own), and the repetitions
-interleave them (peak, canonical, ours, evaluation, then again), so a machine that slows down for a
-while slows all of them alike. Medians are reported, as JSON (stdout and --out) and a markdown table.
+interleave them (peaks, canonical, ours in fp32, ours in bf16, evaluation in both, then again), so a
+machine that slows down for a while slows all of them alike. Medians are reported, as JSON (stdout and
+--out) and a markdown table.
 
-Arithmetic bounds use the matrix-multiply peak measured in the same run:
+Arithmetic bounds use the matrix-multiply peaks (float32 and bfloat16) measured in the same run:
 - training: 6 x parameters x images floating-point operations per epoch (forward 2, backward 4);
 - IS evaluation: 2 x decoder parameters per (image, sample), plus the encoder once per image.
+The NLL measurement trains the default configuration of params.yaml once in each precision and scores
+each model on the test set (k = 1000, all 10,000 images) with float32 and with bf16 network passes.
 Compression is timed with the trained model (`--model`): the compress stage's coder, encode and decode.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -41,14 +48,16 @@ from vaepipe.data import binarized_once, load_split  # noqa: E402
 from vaepipe.errors import PipelineError  # noqa: E402
 from vaepipe.evaluation import likelihood_bounds  # noqa: E402
 from vaepipe.model import VAE, VAEConfig, load_model  # noqa: E402
-from vaepipe.params import TrainParams  # noqa: E402
-from vaepipe.runtime import generator, make_deterministic, select_device  # noqa: E402
-from vaepipe.training import Trainer  # noqa: E402
+from vaepipe.params import TrainParams, load_params  # noqa: E402
+from vaepipe.runtime import autocast, compute_dtype, generator, make_deterministic, select_device  # noqa: E402
+from vaepipe.training import Trainer, split_train_val, train  # noqa: E402
 
 CANONICAL = VAEConfig(arch="mlp", latent_dim=20, hidden=(400,))
 BATCH_SIZE = 128
 MATMUL_SIZE = 2048
 SEED = 1
+PRECISIONS = ("fp32", "bf16")
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
@@ -61,20 +70,22 @@ def parameter_count(module: torch.nn.Module) -> int:
 
 
 def measure_matmul_peak(device: torch.device) -> dict:
-    """float32 GFLOP/s of large square products: the most this device's arithmetic can do."""
-    a, b = (torch.randn(MATMUL_SIZE, MATMUL_SIZE, device=device) for _ in range(2))
-    products = 10
-    for _ in range(2):
-        a @ b
-    if device.type == "cuda":
-        products = 200
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(products):
-        a @ b
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return {"gflops": products * 2 * MATMUL_SIZE**3 / (time.perf_counter() - start) / 1e9}
+    """GFLOP/s of large square products in float32 and in bfloat16: the most this device's arithmetic can do."""
+    result = {}
+    for precision in PRECISIONS:
+        a, b = (torch.randn(MATMUL_SIZE, MATMUL_SIZE, device=device, dtype=DTYPES[precision]) for _ in range(2))
+        products = 200 if device.type == "cuda" else 10 * (4 if precision == "bf16" else 1)
+        for _ in range(2):
+            a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(products):
+            a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        result[f"{precision}_gflops"] = products * 2 * MATMUL_SIZE**3 / (time.perf_counter() - start) / 1e9
+    return result
 
 
 def timed_epochs(run_epoch, epochs: int, device: torch.device) -> list[float]:
@@ -105,13 +116,14 @@ def measure_canonical(data_dir: Path, device: torch.device, epochs: int) -> dict
     return {"epoch_s": times[-1], "images": len(loader.dataset), "parameters": parameter_count(model)}
 
 
-def measure_ours(data_dir: Path, device: torch.device, epochs: int) -> dict:
+def measure_ours(data_dir: Path, device: torch.device, epochs: int, precision: str) -> dict:
     """Our Trainer on the canonical model, batch size and grey targets (no binarisation), all 60,000 images."""
     make_deterministic(SEED)
     images, _ = load_split(data_dir, "train")
     params = TrainParams(arch="mlp", hidden=CANONICAL.hidden, prior="normal", prior_components=1, objective="elbo",
                          samples=1, epochs=epochs, batch_size=BATCH_SIZE, lr=1e-3, lr_schedule="constant", beta=1.0,
-                         kl_warmup=0.0, binarize="none", val_size=1, train_subset=0, keep="last", patience=0)
+                         kl_warmup=0.0, binarize="none", val_size=1, train_subset=0, keep="last", patience=0,
+                         precision=precision)
     model = VAE(CANONICAL).to(device)
     trainer = Trainer(model, images.to(device), params, SEED)
     # The first epoch includes compiling the fused loss kernel; the last one is the steady state.
@@ -120,20 +132,49 @@ def measure_ours(data_dir: Path, device: torch.device, epochs: int) -> dict:
             "parameters": parameter_count(model)}
 
 
-def measure_eval(data_dir: Path, device: torch.device, n_images: int, k: int) -> dict:
+def measure_eval(data_dir: Path, device: torch.device, n_images: int, k: int, precision: str) -> dict:
     """The importance-sampled NLL of the evaluate stage, on an untrained canonical-size model."""
     make_deterministic(SEED)
     images, _ = load_split(data_dir, "test")
     x = binarized_once(images[:n_images], "dynamic").to(device)
     model = VAE(CANONICAL).to(device)
-    likelihood_bounds(model, x[:8], k=64, gen=generator(device, SEED))  # compile the fused kernel first
-    start = time.perf_counter()
-    likelihood_bounds(model, x, k, generator(device, SEED))
+    with autocast(DTYPES[precision], device):
+        likelihood_bounds(model, x[:8], k=64, gen=generator(device, SEED))  # compile the fused kernel first
+        start = time.perf_counter()
+        likelihood_bounds(model, x, k, generator(device, SEED))
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
     flop = 2 * (len(x) * k * parameter_count(model.decoder) + len(x) * parameter_count(model.encoder))
     return {"seconds": seconds, "images": len(x), "k": k, "flop": flop}
+
+
+def measure_nll(data_dir: Path, device: torch.device, precision: str, args: argparse.Namespace) -> dict:
+    """The default configuration (params.yaml) trained as the train stage trains it, its matrix multiplies in
+    `precision`; then its test NLL as the evaluate stage computes it, with float32 and with bf16 passes."""
+    params = load_params(REPO_ROOT / "params.yaml")
+    changes = {"precision": precision, "train_subset": args.nll_train_subset}
+    if args.nll_epochs:
+        changes["epochs"] = args.nll_epochs
+    train_params = dataclasses.replace(params.train, **changes)
+    make_deterministic(params.seed)
+    images, _ = load_split(data_dir, "train")
+    train_x, val_x = split_train_val(images, train_params.val_size, params.seed, train_params.train_subset)
+    val_x = binarized_once(val_x, train_params.binarize)
+    model = VAE(VAEConfig.from_params(params.latent_dim, train_params)).to(device)
+    start = time.perf_counter()
+    train(model, train_x.to(device), val_x.to(device), train_params, params.seed, lambda *stats: None)
+    result = {"train_s": time.perf_counter() - start, "epochs": train_params.epochs, "k": args.nll_k}
+    test, _ = load_split(data_dir, "test")
+    x = binarized_once(test[:args.nll_images or len(test)], train_params.binarize).to(device)
+    result["images"] = len(x)
+    for eval_precision in PRECISIONS:
+        start = time.perf_counter()
+        with autocast(DTYPES[eval_precision], device):
+            bounds = likelihood_bounds(model, x, args.nll_k, generator(device, params.seed))
+        result[f"{eval_precision}_eval_s"] = time.perf_counter() - start
+        result[f"{eval_precision}_eval_nll"] = bounds.nll.mean().item()
+    return result
 
 
 def measure_compress(data_dir: Path, model_path: str, n_images: int) -> dict:
@@ -154,24 +195,25 @@ def measure_compress(data_dir: Path, model_path: str, n_images: int) -> dict:
 def worker(args: argparse.Namespace) -> None:
     device = select_device(args.device)
     data_dir = Path(args.data)
-    if args.worker == "peak":
+    name, _, precision = args.worker.partition("-")
+    if name == "peak":
         result = measure_matmul_peak(device)
-    elif args.worker == "canonical":
+    elif name == "canonical":
         result = measure_canonical(data_dir, device, args.epochs)
-    elif args.worker == "ours":
-        result = measure_ours(data_dir, device, args.epochs)
-    elif args.worker == "compress":
+    elif name == "ours":
+        result = measure_ours(data_dir, device, args.epochs, precision)
+    elif name == "compress":
         result = measure_compress(data_dir, args.model, args.compress_images)
+    elif name == "nll":
+        result = measure_nll(data_dir, device, precision, args)
     else:
-        result = measure_eval(data_dir, device, args.eval_images, args.eval_k)
+        result = measure_eval(data_dir, device, args.eval_images, args.eval_k, precision)
     result["peak_rss_mib"] = peak_rss_mib()
     print(json.dumps(result))
 
 
 def run_worker(args: argparse.Namespace, name: str) -> dict:
-    command = [sys.executable, __file__, "--worker", name, "--data", args.data, "--device", args.device,
-               "--epochs", str(args.epochs), "--eval-images", str(args.eval_images), "--eval-k", str(args.eval_k),
-               "--model", args.model, "--compress-images", str(args.compress_images)]
+    command = [sys.executable, __file__, "--worker", name, *args.passed]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode:
         sys.exit(f"error: benchmark worker `{name}` failed: {done.stderr.strip().splitlines()[-1]}")
@@ -193,92 +235,121 @@ def machine(device: torch.device) -> dict:
     return info
 
 
-def summarise(runs: list[dict[str, dict]], device: torch.device) -> dict:
+def summarise(runs: list[dict[str, dict]], nll: dict[str, dict], device: torch.device) -> dict:
     def median(section: str, key: str) -> float:
         return statistics.median(run[section][key] for run in runs)
 
-    peak = median("peak", "gflops")
-    summary = {"machine": machine(device), "repeats": len(runs), "matmul_peak_gflops": peak, "raw": runs}
-    if "ours" in runs[0]:
-        summary["train"] = train_summary(runs, median, peak)
-    if "eval" in runs[0]:
-        summary["eval"] = eval_summary(runs, median, peak)
+    peaks = {precision: median("peak", f"{precision}_gflops") for precision in PRECISIONS}
+    summary = {"machine": machine(device), "repeats": len(runs), "matmul_peak_gflops": peaks, "raw": runs}
+    if "canonical" in runs[0]:
+        summary["train"] = train_summary(runs, median, peaks)
+    if "eval-fp32" in runs[0]:
+        summary["eval"] = {precision: eval_summary(runs[0][f"eval-{precision}"], median, f"eval-{precision}",
+                                                   peaks[precision]) for precision in PRECISIONS}
     if "compress" in runs[0]:
         n = runs[0]["compress"]["images"]
         summary["compress"] = {"images": n, "encode_images_per_s": n / median("compress", "encode_s"),
                                "decode_images_per_s": n / median("compress", "decode_s"),
                                "bits_per_pixel": runs[0]["compress"]["bits_per_pixel"],
                                "peak_rss_mib": median("compress", "peak_rss_mib")}
+    if nll:
+        summary["nll"] = {**nll, "train_precision_effect": nll["bf16"]["fp32_eval_nll"] - nll["fp32"]["fp32_eval_nll"],
+                          "eval_precision_effect": {train_precision: result["bf16_eval_nll"] - result["fp32_eval_nll"]
+                                                    for train_precision, result in nll.items()}}
     return summary
 
 
-def train_summary(runs, median, peak: float) -> dict:
-    train_work = 6 * runs[0]["ours"]["parameters"] * runs[0]["ours"]["images"]
-    train_bound = train_work / (peak * 1e9)
-    canonical, ours = median("canonical", "epoch_s"), median("ours", "epoch_s")
-    return {
-        "canonical_epoch_s": canonical,
-        "ours_epoch_s": ours,
-        "ours_first_epoch_s": median("ours", "first_epoch_s"),
-        "speedup": canonical / ours,
-        "work_gflop": train_work / 1e9,
-        "bound_epoch_s": train_bound,
-        "ours_over_bound": ours / train_bound,
-        "canonical_peak_rss_mib": median("canonical", "peak_rss_mib"),
-        "ours_peak_rss_mib": median("ours", "peak_rss_mib"),
-    }
+def train_summary(runs, median, peaks: dict[str, float]) -> dict:
+    """Per precision: the epoch (median), its speed-up over the canonical recipe's epoch, and the share of the
+    arithmetic bound at that precision's matrix-multiply peak that it reaches."""
+    work = 6 * runs[0]["ours-fp32"]["parameters"] * runs[0]["ours-fp32"]["images"]
+    canonical = median("canonical", "epoch_s")
+    summary = {"canonical_epoch_s": canonical, "canonical_peak_rss_mib": median("canonical", "peak_rss_mib"),
+               "work_gflop": work / 1e9}
+    for precision in PRECISIONS:
+        section = f"ours-{precision}"
+        epoch, bound = median(section, "epoch_s"), work / (peaks[precision] * 1e9)
+        # Speed-ups within each repetition too: how steady the ratio is on a machine whose speed drifts.
+        per_repeat = [run["canonical"]["epoch_s"] / run[section]["epoch_s"] for run in runs]
+        summary[precision] = {"epoch_s": epoch, "first_epoch_s": median(section, "first_epoch_s"),
+                              "speedup": canonical / epoch, "speedup_per_repeat": per_repeat,
+                              "bound_epoch_s": bound, "fraction_of_bound": bound / epoch,
+                              "peak_rss_mib": median(section, "peak_rss_mib")}
+    return summary
 
 
-def eval_summary(runs, median, peak: float) -> dict:
-    ev = runs[0]["eval"]
-    eval_seconds = median("eval", "seconds")
-    eval_bound = ev["flop"] / (peak * 1e9)
+def eval_summary(first: dict, median, section: str, peak: float) -> dict:
+    eval_seconds = median(section, "seconds")
+    eval_bound = first["flop"] / (peak * 1e9)
     return {
-        "images": ev["images"], "k": ev["k"],
+        "images": first["images"], "k": first["k"],
         "seconds": eval_seconds,
-        "samples_per_s": ev["images"] * ev["k"] / eval_seconds,
-        "bound_samples_per_s": ev["images"] * ev["k"] / eval_bound,
-        "over_bound": eval_seconds / eval_bound,
-        "peak_rss_mib": median("eval", "peak_rss_mib"),
+        "samples_per_s": first["images"] * first["k"] / eval_seconds,
+        "bound_samples_per_s": first["images"] * first["k"] / eval_bound,
+        "fraction_of_bound": eval_bound / eval_seconds,
+        "peak_rss_mib": median(section, "peak_rss_mib"),
     }
 
 
 def markdown(summary: dict) -> str:
-    m = summary["machine"]
+    m, peaks = summary["machine"], summary["matmul_peak_gflops"]
     lines = [
         f"{m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads), device {m['device']}, "
         f"{m['date']}; median of {summary['repeats']} repetitions",
         "",
-        "| measurement | value |",
-        "| --- | --- |",
-        f"| matmul peak ({MATMUL_SIZE}² float32) | {summary['matmul_peak_gflops']:.1f} GFLOP/s |",
+        "| measurement | float32 | bfloat16 |",
+        "| --- | --- | --- |",
+        f"| matmul peak ({MATMUL_SIZE}²) | {peaks['fp32']:.1f} GFLOP/s | {peaks['bf16']:.1f} GFLOP/s |",
     ]
+
+    def row(name: str, cell) -> str:
+        return f"| {name} | {cell('fp32')} | {cell('bf16')} |"
+
     if "train" in summary:
         t = summary["train"]
         lines += [
-            f"| canonical recipe, epoch (60,000 images, batch {BATCH_SIZE}) | {t['canonical_epoch_s']:.2f} s |",
-            f"| ours, same model/batch/grey targets, epoch | {t['ours_epoch_s']:.2f} s |",
-            f"| speed-up | {t['speedup']:.2f}× |",
-            f"| arithmetic bound ({t['work_gflop']:.0f} GFLOP at peak) | {t['bound_epoch_s']:.2f} s |",
-            f"| ours / bound | {t['ours_over_bound']:.2f}× |",
-            f"| peak RSS: canonical / ours | {t['canonical_peak_rss_mib']:.0f} / {t['ours_peak_rss_mib']:.0f} MiB |",
+            f"| canonical recipe, epoch (60,000 images, batch {BATCH_SIZE}) | {t['canonical_epoch_s']:.2f} s | |",
+            row("ours, same model/batch/grey targets, epoch", lambda p: f"{t[p]['epoch_s']:.2f} s"),
+            row("speed-up over the canonical epoch", lambda p: f"{t[p]['speedup']:.2f}×"),
+            row("speed-up, range over the repetitions",
+                lambda p: f"{min(t[p]['speedup_per_repeat']):.2f}–{max(t[p]['speedup_per_repeat']):.2f}×"),
+            row(f"arithmetic bound ({t['work_gflop']:.0f} GFLOP at that peak)", lambda p: f"{t[p]['bound_epoch_s']:.2f} s"),
+            row("fraction of the bound reached", lambda p: f"{t[p]['fraction_of_bound']:.0%}"),
+            row("peak RSS (canonical: " f"{t['canonical_peak_rss_mib']:.0f} MiB)", lambda p: f"{t[p]['peak_rss_mib']:.0f} MiB"),
         ]
     if "eval" in summary:
         e = summary["eval"]
         lines += [
-            f"| IS-NLL, {e['images']} images × k={e['k']} | {e['seconds']:.1f} s, "
-            f"{e['samples_per_s'] / 1e3:.0f}k samples/s |",
-            f"| IS-NLL bound | {e['bound_samples_per_s'] / 1e3:.0f}k samples/s |",
-            f"| IS-NLL time / bound | {e['over_bound']:.2f}× |",
-            f"| peak RSS: IS-NLL | {e['peak_rss_mib']:.0f} MiB |",
+            row(f"IS-NLL, {e['fp32']['images']} images × k={e['fp32']['k']}",
+                lambda p: f"{e[p]['seconds']:.1f} s, {e[p]['samples_per_s'] / 1e3:.0f}k samples/s"),
+            row("IS-NLL, fraction of the bound", lambda p: f"{e[p]['fraction_of_bound']:.0%}"),
+            row("peak RSS: IS-NLL", lambda p: f"{e[p]['peak_rss_mib']:.0f} MiB"),
         ]
+    if "nll" in summary:
+        n = summary["nll"]
+        for train_precision in PRECISIONS:
+            r = n[train_precision]
+            lines.append(row(f"default config trained in {train_precision} ({r['epochs']} epochs, "
+                             f"{r['train_s']:.0f} s): test NLL, k={r['k']}, {r['images']} images, passes in",
+                             lambda p: f"{r[f'{p}_eval_nll']:.3f} nats ({r[f'{p}_eval_s']:.0f} s)"))
     if "compress" in summary:
         c = summary["compress"]
         lines += [
             f"| bits-back coding, {c['images']} test images ({c['bits_per_pixel']:.4f} bits/pixel): encode / decode "
-            f"| {c['encode_images_per_s']:,.0f} / {c['decode_images_per_s']:,.0f} images/s |",
+            f"| {c['encode_images_per_s']:,.0f} / {c['decode_images_per_s']:,.0f} images/s | |",
         ]
+    if "nll" in summary:
+        n = summary["nll"]
+        lines += ["", f"Test NLL, trained in bf16 minus trained in fp32 (fp32 passes): {n['train_precision_effect']:+.3f} "
+                      "nats; bf16 passes minus fp32 passes: " + ", ".join(
+                          f"{effect:+.4f} nats ({p}-trained)" for p, effect in n["eval_precision_effect"].items())]
     return "\n".join(lines)
+
+
+MEASUREMENTS = {None: ("canonical", "ours-fp32", "ours-bf16", "eval-fp32", "eval-bf16", "compress"),
+                "train": ("canonical", "ours-fp32", "ours-bf16"), "eval": ("eval-fp32", "eval-bf16"),
+                "compress": ("compress",), "nll": ()}
+WORKERS = ("peak", "canonical", "compress", *(f"{name}-{p}" for name in ("ours", "eval", "nll") for p in PRECISIONS))
 
 
 def main() -> None:
@@ -292,9 +363,13 @@ def main() -> None:
     parser.add_argument("--model", default=str(REPO_ROOT / "models" / "vae.safetensors"),
                         help="the trained VAE the compression is timed with (default: the pipeline's)")
     parser.add_argument("--compress-images", type=int, default=10000)
-    parser.add_argument("--only", choices=("train", "eval", "compress"), help="measure only this")
+    parser.add_argument("--nll-epochs", type=int, default=0, help="NLL measurement: epochs (0: params.yaml's)")
+    parser.add_argument("--nll-train-subset", type=int, default=0, help="NLL measurement: training images (0: all)")
+    parser.add_argument("--nll-images", type=int, default=0, help="NLL measurement: test images (0: all 10,000)")
+    parser.add_argument("--nll-k", type=int, default=1000, help="NLL measurement: importance samples an image")
+    parser.add_argument("--only", choices=("train", "eval", "compress", "nll"), help="measure only this")
     parser.add_argument("--out", help="also write the JSON here")
-    parser.add_argument("--worker", choices=("peak", "canonical", "ours", "eval", "compress"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=WORKERS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         try:
@@ -302,23 +377,28 @@ def main() -> None:
         except PipelineError as exc:
             sys.exit(f"error: {exc}")
         return
+    args.passed = [arg for arg in sys.argv[1:] if arg not in ("--out", args.out)]
     for name in IDX_FILES:
         if not (Path(args.data) / name).is_file():
             sys.exit(f"error: {Path(args.data) / name} is missing; run `dvc repro download` first")
-    if min(args.repeats, args.epochs, args.eval_images, args.eval_k, args.compress_images) < 1:
-        sys.exit("error: --repeats, --epochs, --eval-images, --eval-k and --compress-images must be >= 1")
+    if min(args.repeats, args.epochs, args.eval_images, args.eval_k, args.compress_images, args.nll_k) < 1:
+        sys.exit("error: --repeats, --epochs, --eval-images, --eval-k, --compress-images and --nll-k must be >= 1")
+    if min(args.nll_epochs, args.nll_train_subset, args.nll_images) < 0:
+        sys.exit("error: --nll-epochs, --nll-train-subset and --nll-images must be >= 0")
     if args.only in (None, "compress") and not Path(args.model).is_file():
         sys.exit(f"error: {args.model} is missing; run `dvc repro train` first (or leave compression out with --only)")
 
     runs = []
     for repeat in range(1, args.repeats + 1):
-        names = ["peak", *{None: ("canonical", "ours", "eval", "compress"), "train": ("canonical", "ours"),
-                           "eval": ("eval",), "compress": ("compress",)}[args.only]]
-        run = {name: run_worker(args, name) for name in names}
+        run = {name: run_worker(args, name) for name in ("peak", *MEASUREMENTS[args.only])}
         runs.append(run)
         print(f"repeat {repeat}/{args.repeats}: " + ", ".join(f"{name} {json.dumps(result)}"
                                                               for name, result in run.items()), file=sys.stderr)
-    summary = summarise(runs, select_device(args.device))
+    nll = {}
+    if args.only in (None, "nll"):
+        nll = {precision: run_worker(args, f"nll-{precision}") for precision in PRECISIONS}
+        print(f"nll: {json.dumps(nll)}", file=sys.stderr)
+    summary = summarise(runs, nll, select_device(args.device))
     text = json.dumps(summary, indent=2)
     if args.out:
         Path(args.out).write_text(text + "\n")

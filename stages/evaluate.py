@@ -10,7 +10,7 @@ from vaepipe.latent import decode_probs, encode_means
 from vaepipe.model import load_model
 from vaepipe.objectives import nats_to_bits_per_dim
 from vaepipe.params import load_params, require_at_most
-from vaepipe.runtime import generator, make_deterministic, select_device
+from vaepipe.runtime import autocast, compute_dtype, generator, make_deterministic, select_device
 from vaepipe.plots import image_grids
 
 DATA_DIR = "data/raw"
@@ -32,7 +32,9 @@ def main() -> None:
                     "the evaluated test set")
     x = binarized_once(images, params.train.binarize).to(device)
 
-    bounds = likelihood_bounds(model, x, params.evaluate.k, generator(device, params.seed))
+    # evaluate.precision: bf16 passes moved the default model's test NLL by < 0.02 nats, at 2.3x the speed (README).
+    with autocast(compute_dtype(params.evaluate.precision, device), device):
+        bounds = likelihood_bounds(model, x, params.evaluate.k, generator(device, params.seed))
     test_nll = bounds.nll.mean().item()
     # Inputs in the top row, their reconstructions (decoded posterior means) below.
     originals = x[: params.evaluate.n_reconstructions]

@@ -13,16 +13,26 @@ def test_benchmark_runs_and_reports_every_measurement(mnist_raw, tiny_run, tmp_p
     done = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / "benchmark.py"), "--data", str(mnist_raw),
                            "--device", "cpu", "--repeats", "1", "--epochs", "1", "--eval-images", "20",
                            "--eval-k", "50", "--model", str(tiny_run / "models/vae.safetensors"),
-                           "--compress-images", "150", "--out", str(out)], capture_output=True, text=True, timeout=600)
+                           "--compress-images", "150", "--nll-epochs", "1", "--nll-train-subset", "500",
+                           "--nll-images", "50", "--nll-k", "20", "--out", str(out)],
+                          capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr
     summary = json.loads(out.read_text())
-    train, evaluation = summary["train"], summary["eval"]
-    assert summary["matmul_peak_gflops"] > 0
-    assert train["speedup"] == train["canonical_epoch_s"] / train["ours_epoch_s"] > 0
-    assert train["ours_over_bound"] == train["ours_epoch_s"] / train["bound_epoch_s"]
-    assert (evaluation["images"], evaluation["k"]) == (20, 50) and evaluation["samples_per_s"] > 0
+    train, evaluation, nll = summary["train"], summary["eval"], summary["nll"]
+    for precision in ("fp32", "bf16"):
+        assert summary["matmul_peak_gflops"][precision] > 0
+        ours = train[precision]
+        assert ours["speedup"] == train["canonical_epoch_s"] / ours["epoch_s"] > 0
+        assert ours["fraction_of_bound"] == ours["bound_epoch_s"] / ours["epoch_s"]
+        assert (evaluation[precision]["images"], evaluation[precision]["k"]) == (20, 50)
+        assert evaluation[precision]["samples_per_s"] > 0
+        # Four steps on 500 digits: far from trained (~88 nats), about a uniform Bernoulli's 543 or below.
+        assert nll[precision]["images"] == 50 and 80 < nll[precision]["fp32_eval_nll"] < 600
+    assert nll["train_precision_effect"] == nll["bf16"]["fp32_eval_nll"] - nll["fp32"]["fp32_eval_nll"]
     compress = summary["compress"]
     assert compress["images"] == 150 and compress["encode_images_per_s"] > 0 and compress["decode_images_per_s"] > 0
     # The tiny 1-epoch model codes a digit in about a bit a pixel; 150 images also pay the 404 initial bytes.
     assert 0.5 < compress["bits_per_pixel"] < 1.5
-    assert "| speed-up |" in done.stdout and "| IS-NLL time / bound |" in done.stdout and "bits-back" in done.stdout
+    for row in ("| speed-up over the canonical epoch |", "| IS-NLL, fraction of the bound |", "bits-back",
+                "default config trained in bf16"):
+        assert row in done.stdout, row

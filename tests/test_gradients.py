@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from vaepipe.artifacts import load_weights, save_weights
-from vaepipe.gradients import ELBOGradient
+from vaepipe.gradients import BF16_MIN_WIDTH, ELBOGradient
 from vaepipe.model import VAE, VAEConfig
 from vaepipe.objectives import neg_elbo
 from vaepipe.training import flatten_parameters
@@ -25,6 +25,23 @@ def test_elbo_gradient_matches_autograd(hidden, beta, binary):
     expected = torch.stack(neg_elbo(logits, x, mu, logvar, beta))
     expected[0].backward()
     got = ELBOGradient(manual)(x, noise, beta)
+
+    torch.testing.assert_close(got, expected.detach(), rtol=1e-5, atol=1e-4)
+    for (name, p_ref), p_manual in zip(reference.named_parameters(), manual.parameters()):
+        torch.testing.assert_close(p_manual.grad, p_ref.grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_elbo_gradient_of_a_conditional_model_matches_autograd():
+    torch.manual_seed(0)
+    reference = VAE(VAEConfig(arch="mlp", latent_dim=4, hidden=(64, 32), classes=10))
+    manual = VAE(reference.config)
+    manual.load_state_dict(reference.state_dict())
+    x, noise, labels = (torch.rand(37, 784) > 0.5).float(), torch.randn(37, 4), torch.arange(37) % 10
+
+    logits, mu, logvar = reference(x, noise, labels)
+    expected = torch.stack(neg_elbo(logits, x, mu, logvar, 0.5))
+    expected[0].backward()
+    got = ELBOGradient(manual)(x, noise, 0.5, labels)
 
     torch.testing.assert_close(got, expected.detach(), rtol=1e-5, atol=1e-4)
     for (name, p_ref), p_manual in zip(reference.named_parameters(), manual.parameters()):
@@ -77,3 +94,44 @@ def test_flattened_parameters_are_aligned_views_and_save_normally(tmp_path):
     save_weights(tmp_path / "m.safetensors", model.state_dict(), model.config.to_dict())
     state_dict, _ = load_weights(tmp_path / "m.safetensors")
     assert all(torch.equal(state_dict[k], v) for k, v in model.state_dict().items())
+
+
+def test_bf16_step_agrees_with_the_float32_step():
+    """The bf16 path rounds the weights, activations and gradients of the wide layers' matrix multiplies to 8
+    significant bits (relative 2**-9 = 0.2 %); the thin layers into and out of z, the sums and the latent
+    parameters stay float32. Stated tolerance: the losses within 0.5 % of float32's, every gradient within
+    5 % of its norm (seen: 0.05 %, and 0.2-1.3 %)."""
+    torch.manual_seed(0)
+    model = VAE(VAEConfig(arch="mlp", latent_dim=8, hidden=(BF16_MIN_WIDTH,)))
+    x, noise = (torch.rand(64, 784) > 0.7).float(), torch.randn(64, 8)
+    fp32_losses = ELBOGradient(model, torch.float32)(x, noise, 1.0)
+    fp32_grads = [p.grad.clone() for p in model.parameters()]
+    step = ELBOGradient(model, torch.bfloat16)
+    assert [layer.weight.dtype for layer in step.encoder + step.decoder] == [torch.bfloat16, torch.float32, torch.float32, torch.bfloat16]
+    bf16_losses = step(x, noise, 1.0)
+    assert bf16_losses.dtype == torch.float32
+    torch.testing.assert_close(bf16_losses, fp32_losses, rtol=5e-3, atol=0)
+    assert not torch.equal(bf16_losses, fp32_losses)  # it did compute in bf16
+    for (name, p), g32 in zip(model.named_parameters(), fp32_grads):
+        assert p.dtype == p.grad.dtype == torch.float32, name  # float32 master weights and gradients
+        assert (p.grad - g32).norm() <= 0.05 * g32.norm(), name
+
+
+def test_bf16_steps_train_float32_weights_and_adam_state_deterministically():
+    def three_steps() -> tuple[torch.Tensor, dict]:
+        torch.manual_seed(0)
+        model = VAE(VAEConfig(arch="mlp", latent_dim=8, hidden=(BF16_MIN_WIDTH, 32)))
+        flat = flatten_parameters(model)
+        optimizer = torch.optim.Adam([flat], lr=1e-2, fused=True)
+        step = ELBOGradient(model, torch.bfloat16)
+        gen = torch.Generator().manual_seed(1)
+        for _ in range(3):
+            x, noise = (torch.rand(50, 784, generator=gen) > 0.5).float(), torch.randn(50, 8, generator=gen)
+            step(x, noise, beta=1.0)
+            optimizer.step()
+        return flat, optimizer.state_dict()["state"][0]
+
+    flat, adam = three_steps()
+    assert flat.dtype == adam["exp_avg"].dtype == adam["exp_avg_sq"].dtype == torch.float32
+    again, adam_again = three_steps()
+    assert torch.equal(flat, again) and torch.equal(adam["exp_avg_sq"], adam_again["exp_avg_sq"])

@@ -1,5 +1,6 @@
 import os
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -130,3 +131,17 @@ def test_codes_are_those_of_the_grey_images(stage, tiny_run, tmp_path, monkeypat
     run_stage_script(stage)
     grey = {split: load_split("data/raw", split)[0] for split in ("train", "test")}
     assert seen and all(any(torch.equal(x, images) for images in grey.values()) for x in seen)
+
+
+def test_every_umap_numba_function_caches_its_compile():
+    """UMAP leaves most of its numba functions uncached (12 s of compiling per process); umap_embedding caches them."""
+    from numba.core.caching import NullCache
+    from numba.core.registry import CPUDispatcher
+
+    embedding = vaepipe.latent.umap_embedding(np.random.default_rng(0).normal(size=(60, 3)).astype(np.float32), 2, 5, seed=0,
+                               n_epochs=5)
+    assert embedding.shape == (60, 2)
+    uncached = [f"{name}.{attr}" for name, module in list(sys.modules.items()) if name.split(".")[0] == "umap"
+                for attr, value in vars(module).items()
+                if isinstance(value, CPUDispatcher) and isinstance(value._cache, NullCache)]
+    assert not uncached

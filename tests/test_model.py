@@ -4,6 +4,7 @@ import torch
 from vaepipe.artifacts import save_weights
 from vaepipe.errors import ArtifactError, PipelineError
 from vaepipe.model import VAE, VAEConfig, load_model
+from vaepipe import runtime
 from vaepipe.runtime import select_device
 
 
@@ -42,6 +43,14 @@ def test_auto_device_follows_cuda_and_missing_cuda_is_refused(monkeypatch, gpu):
     else:
         with pytest.raises(PipelineError, match="`device` is cuda but no CUDA GPU is available"):
             select_device("cuda")
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_precision_auto_is_bf16_exactly_where_the_hardware_has_it(monkeypatch, fast):
+    monkeypatch.setattr(runtime, "has_fast_bf16", lambda device: fast)
+    cpu = torch.device("cpu")
+    assert runtime.compute_dtype("auto", cpu) == (torch.bfloat16 if fast else torch.float32)
+    assert runtime.compute_dtype("fp32", cpu) == torch.float32 and runtime.compute_dtype("bf16", cpu) == torch.bfloat16
 
 
 def test_weights_round_trip(tmp_path):

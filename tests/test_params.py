@@ -73,6 +73,8 @@ def test_wrong_type(raw, key, value, fragment):
     ("train", "hidden", [], "must be a non-empty list of positive layer widths"),
     ("train", "hidden", [400, 0], "must be a non-empty list of positive layer widths"),
     ("evaluate", "k", 0, "must be > 0"),
+    ("train", "precision", "fp16", "must be one of auto, fp32, bf16"),
+    ("evaluate", "precision", "bfloat16", "must be one of auto, fp32, bf16"),
 ])
 def test_out_of_range(raw, section, key, value, rule):
     (raw[section] if section else raw)[key] = value

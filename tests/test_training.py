@@ -91,9 +91,9 @@ def recorded_steps(train_x, epochs, **overrides):
     trainer = Trainer(VAE(VAEConfig(arch="mlp", latent_dim=4, hidden=(16,))), train_x, params, seed=0)
     records, gradient = [], trainer.elbo_gradient
 
-    def recording_gradient(x, noise, beta):
+    def recording_gradient(x, noise, beta, labels):
         records.append((x.clone(), beta, trainer.optimizer.param_groups[0]["lr"]))
-        return gradient(x, noise, beta)
+        return gradient(x, noise, beta, labels)
     trainer.elbo_gradient = recording_gradient
     for _ in range(epochs):
         trainer.run_epoch()
@@ -128,3 +128,22 @@ def test_dynamic_binarisation_draws_each_pixel_from_bernoulli_of_its_grey_level(
     assert not torch.equal(batches[0], batches[1]) and not torch.equal(batches[0, 0], batches[0, 1])
     _, grey = recorded_steps(train_x, epochs=1, binarize="none", kl_warmup=0.0)
     assert all(torch.equal(x, train_x[:len(x)]) for x, *_ in grey)
+
+
+@pytest.mark.parametrize("changes", [{}, {"arch": "conv", "hidden": (8, 16)}], ids=["hand-written", "autograd"])
+def test_bf16_training_is_deterministic_and_keeps_float32_state(mnist_small, changes):
+    """train.precision bf16 on both gradient paths: the same bytes twice, float32 weights and Adam moments."""
+    params = dataclasses.replace(load_params(REPO_ROOT / "params.yaml").train, epochs=1, batch_size=128,
+                                 precision="bf16", **changes)
+    runs = []
+    for _ in range(2):
+        make_deterministic(0)
+        model = VAE(VAEConfig.from_params(8, dataclasses.replace(params, hidden=params.hidden if changes else (128,))))
+        trainer = Trainer(model, mnist_small[0][:1024], params, seed=0)
+        assert trainer.dtype == torch.bfloat16 and (trainer.elbo_gradient is None) == bool(changes)
+        stats = trainer.run_epoch()
+        adam = trainer.optimizer.state_dict()["state"][0]
+        runs.append((stats, trainer.flat_params.detach().clone(), adam["exp_avg_sq"].clone()))
+    (stats, weights, moments), (stats_again, weights_again, moments_again) = runs
+    assert weights.dtype == moments.dtype == torch.float32
+    assert stats == stats_again and torch.equal(weights, weights_again) and torch.equal(moments, moments_again)

@@ -49,7 +49,7 @@ def likelihood_bounds(model: VAE, x: torch.Tensor, k: int, gen: torch.Generator 
     nll, recon, kl = (torch.empty(n, device=x.device) for _ in range(3))
     for start in range(0, n, images_per_chunk):
         xb = x[start:start + images_per_chunk]
-        mu, logvar = model.encode(xb)
+        mu, logvar = (t.float() for t in model.encode(xb))  # float32 even under a bf16 autocast
         std = torch.exp(0.5 * logvar)
         samples_per_chunk = max(1, max_logits // (pixels * len(xb)))
         log_mean_w = torch.full((len(xb),), -math.inf, device=x.device)
@@ -62,7 +62,7 @@ def likelihood_bounds(model: VAE, x: torch.Tensor, k: int, gen: torch.Generator 
             else:
                 eps = shared_noise[k_start:k_start + kc].to(x.device).unsqueeze(1).expand(kc, *mu.shape)
             z = mu + eps * std
-            logits = model.decode(z)
+            logits = model.decode(z).float()
             log_px = -bernoulli_nll(logits, xb)
             log_pz = model.prior_log_prob(z)
             # (z - mu)^2 / var is eps^2 by construction.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 
 import numpy as np
@@ -50,6 +51,7 @@ def umap_embedding(codes: np.ndarray, n_components: int, n_neighbors: int, seed:
     """
     import umap  # here, not at the top: importing it compiles numba code (~2 s) that only embedding stages need
 
+    _cache_numba_compiles()
     n_neighbors = min(n_neighbors, len(codes))
     distances, indices = NearestNeighbors(n_neighbors=n_neighbors).fit(codes).kneighbors(codes)
     reducer = umap.UMAP(n_components=n_components, n_neighbors=n_neighbors, min_dist=min_dist, n_epochs=n_epochs,
@@ -59,6 +61,23 @@ def umap_embedding(codes: np.ndarray, n_components: int, n_neighbors: int, seed:
         warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
         warnings.filterwarnings("ignore", message="precomputed_knn", category=UserWarning)
         return reducer.fit_transform(codes)
+
+
+def _cache_numba_compiles() -> None:
+    """Give every numba function UMAP (and its pynndescent) defines an on-disk cache of its machine code.
+
+    UMAP marks fewer than half of them `cache=True`, so the rest (the layout optimiser among them) compiled
+    again in every process: 12 s of the cluster stage's 60 here. numba keys a cached compile by the function's
+    source, its argument types and the CPU, so a cached one is the very code a fresh compile would produce.
+    """
+    from numba.core.caching import NullCache
+    from numba.core.registry import CPUDispatcher
+
+    for name, module in list(sys.modules.items()):
+        if name.split(".")[0] in ("umap", "pynndescent"):
+            for value in vars(module).values():
+                if isinstance(value, CPUDispatcher) and isinstance(value._cache, NullCache):  # not cached yet
+                    value.enable_caching()
 
 
 def embed_2d(codes: np.ndarray, method: str, seed: int) -> np.ndarray:

@@ -28,11 +28,14 @@ def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 @torch.compile(dynamic=True)
 def bernoulli_nll_and_grad(logits: torch.Tensor, x: torch.Tensor, scale: float
                            ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The batch's total -log p(x|z), and the gradient of `scale` times it w.r.t. the logits, in one pass."""
+    """The batch's total -log p(x|z), and the gradient of `scale` times it w.r.t. the logits, in one pass.
+    Computed in float32 whatever the logits' precision (bfloat16 ones are widened in the loop); the gradient
+    is returned in the logits' precision, the total in float32."""
+    dtype, logits = logits.dtype, logits.float()
     exp_neg_abs = torch.exp(-logits.abs())
     # sigmoid(l) from the same exponential: 1 / (1 + e^-l) for l >= 0, e^l / (1 + e^l) otherwise.
     sigmoid = torch.where(logits >= 0, 1.0, exp_neg_abs) / (1 + exp_neg_abs)
-    return _bernoulli_nll_per_pixel(logits, x, exp_neg_abs).sum(), (sigmoid - x) * scale
+    return _bernoulli_nll_per_pixel(logits, x, exp_neg_abs).sum(), ((sigmoid - x) * scale).to(dtype)
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -56,9 +59,10 @@ def negative_bound(model, x: torch.Tensor, noise: torch.Tensor, beta: float, obj
     -log (1/S) sum_s p(x|z_s) (p(z_s) / q(z_s|x))^beta, tighter than the ELBO for S > 1. A conditional
     model takes the images' `labels`, and the bound is of log p(x|y).
     """
-    mu, logvar = model.encode(x, labels)
+    # float() undoes autocast's bf16 outputs: the sampling, the likelihood and the sums stay float32.
+    mu, logvar = (t.float() for t in model.encode(x, labels))
     z = mu + noise * torch.exp(0.5 * logvar)
-    log_px = -bernoulli_nll(model.decode(z, labels), x)  # [S, B]
+    log_px = -bernoulli_nll(model.decode(z, labels).float(), x)  # [S, B]
     recon = -log_px.mean()
     if objective == "elbo":
         kl = model.kl(mu, logvar, z, noise).mean()

@@ -28,6 +28,9 @@ KEEP = ("best", "last")
 BINARIZE_MODES = ("dynamic", "none")
 DEVICES = ("auto", "cpu", "cuda")
 LR_SCHEDULES = ("constant", "cosine")
+# The matrix multiplies' precision in training and in the NLL estimate (vaepipe.runtime.compute_dtype); auto: bf16
+# where the device has fast bf16.
+PRECISIONS = ("auto", "fp32", "bf16")
 EMBEDDINGS = ("umap", "pca", "tsne")
 # Where generate draws latent codes from (vaepipe.samplers).
 SAMPLERS = ("prior", "gmm")
@@ -75,6 +78,7 @@ class TrainParams:
     train_subset: int
     keep: str
     patience: int
+    precision: str
 
     def validate(self, prefix: str) -> None:
         _require_one_of(f"{prefix}.arch", self.arch, ARCHS)
@@ -98,6 +102,7 @@ class TrainParams:
         _require_one_of(f"{prefix}.binarize", self.binarize, BINARIZE_MODES)
         _require(f"{prefix}.val_size", self.val_size > 0, "must be > 0")
         _require(f"{prefix}.train_subset", self.train_subset >= 0, "must be >= 0 (0 = all images)")
+        _require_one_of(f"{prefix}.precision", self.precision, PRECISIONS)
 
 
 @dataclass(frozen=True)
@@ -105,9 +110,11 @@ class EvaluateParams:
     k: int
     test_subset: int
     n_reconstructions: int
+    precision: str
 
     def validate(self, prefix: str) -> None:
         _require(f"{prefix}.k", self.k > 0, "must be > 0")
+        _require_one_of(f"{prefix}.precision", self.precision, PRECISIONS)
         _require(f"{prefix}.test_subset", self.test_subset >= 0, "must be >= 0 (0 = all images)")
         _require(f"{prefix}.n_reconstructions", self.n_reconstructions > 0, "must be > 0")
 

@@ -17,7 +17,7 @@ from vaepipe.gradients import ELBOGradient
 from vaepipe.model import VAE
 from vaepipe.objectives import negative_bound
 from vaepipe.params import TrainParams, require_at_most
-from vaepipe.runtime import generator
+from vaepipe.runtime import autocast, compute_dtype, generator
 
 EVAL_BATCH = 2000
 ALIGN_FLOATS = 16  # 64 bytes
@@ -63,7 +63,7 @@ def validation_stats(model: VAE, val_x: torch.Tensor, beta: float, seed: int, va
 
 
 def uses_hand_written_gradient(params: TrainParams) -> bool:
-    """The fast path (vaepipe.gradients) covers the MLP with a normal prior and the one-sample ELBO, unconditional."""
+    """The fast path (vaepipe.gradients) covers the MLP with a normal prior and the one-sample ELBO, conditional or not."""
     return params.arch == "mlp" and params.prior == "normal" and params.objective == "elbo" and params.samples == 1
 
 
@@ -90,9 +90,9 @@ def flatten_parameters(model: nn.Module) -> torch.Tensor:
 
 class Trainer:
     """Adam on the negative ELBO (or the IWAE bound), one epoch at a time, with the whole training set on
-    the device. The gradient is the hand-written one (vaepipe.gradients) where it applies, autograd's
-    otherwise; `hand_written=False` forces autograd (the parity test compares the two). A conditional model
-    trains on the images' `train_labels` [N] (on the device too), by autograd.
+    the device, its matrix multiplies in `params.precision` (float32 weights and Adam state either way).
+    The gradient is the hand-written one (vaepipe.gradients) where it applies, autograd's otherwise; `hand_written=False` forces autograd (the parity test compares the two). A conditional model
+    trains on the images' `train_labels` [N] (on the device too).
 
     A step does no per-sample Python work, allocates its batch and noise in place and never waits for
     the device: each step's (loss, recon, kl) is kept on the device and read once per epoch.
@@ -108,8 +108,9 @@ class Trainer:
         self.flat_params = flatten_parameters(model)
         self.optimizer = torch.optim.Adam([self.flat_params], lr=params.lr, fused=True)
         if hand_written is None:
-            hand_written = uses_hand_written_gradient(params) and not model.config.classes
-        self.elbo_gradient = ELBOGradient(model) if hand_written else None
+            hand_written = uses_hand_written_gradient(params)
+        self.dtype = compute_dtype(params.precision, device)
+        self.elbo_gradient = ELBOGradient(model, self.dtype) if hand_written else None
         self.steps_per_epoch = math.ceil(len(train_x) / params.batch_size)
         self.scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(
             self.optimizer, T_max=params.epochs * self.steps_per_epoch) if params.lr_schedule == "cosine" else None)
@@ -145,7 +146,7 @@ class Trainer:
             noise = self.noise[..., :len(index), :].normal_(generator=self.gen)
             beta = self.beta_at(first_step + step)
             labels = None if self.train_labels is None else self.train_labels[index]
-            step_losses[step] = (self.elbo_gradient(x, noise, beta) if self.elbo_gradient
+            step_losses[step] = (self.elbo_gradient(x, noise, beta, labels) if self.elbo_gradient
                                  else self._autograd_step(x, noise, beta, labels))
             self.optimizer.step()
             if self.scheduler is not None:
@@ -160,7 +161,9 @@ class Trainer:
     def _autograd_step(self, x: torch.Tensor, noise: torch.Tensor, beta: float, labels: torch.Tensor | None
                        ) -> torch.Tensor:
         self.flat_params.grad.zero_()  # backward accumulates into the parameters' views of it
-        loss, recon, kl = negative_bound(self.model, x, noise, beta, self.params.objective, labels)
+        # bf16: autocast runs the layers in bf16 on float32 weights; negative_bound sums in float32.
+        with autocast(self.dtype, x.device):
+            loss, recon, kl = negative_bound(self.model, x, noise, beta, self.params.objective, labels)
         loss.backward()
         return torch.stack([loss, recon, kl]).detach()
 
