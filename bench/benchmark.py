@@ -152,7 +152,7 @@ def measure_eval(data_dir: Path, device: torch.device, n_images: int, k: int, pr
 def measure_nll(data_dir: Path, device: torch.device, precision: str, args: argparse.Namespace) -> dict:
     """The default configuration (params.yaml) trained as the train stage trains it, its matrix multiplies in
     `precision`; then its test NLL as the evaluate stage computes it, with float32 and with bf16 passes."""
-    params = load_params(REPO_ROOT / "params.yaml")
+    params = dataclasses.replace(load_params(REPO_ROOT / "params.yaml"), seed=args.nll_seed)
     changes = {"precision": precision, "train_subset": args.nll_train_subset}
     if args.nll_epochs:
         changes["epochs"] = args.nll_epochs
@@ -164,7 +164,8 @@ def measure_nll(data_dir: Path, device: torch.device, precision: str, args: argp
     model = VAE(VAEConfig.from_params(params.latent_dim, train_params)).to(device)
     start = time.perf_counter()
     train(model, train_x.to(device), val_x.to(device), train_params, params.seed, lambda *stats: None)
-    result = {"train_s": time.perf_counter() - start, "epochs": train_params.epochs, "k": args.nll_k}
+    result = {"seed": params.seed, "train_s": time.perf_counter() - start, "epochs": train_params.epochs,
+              "k": args.nll_k}
     test, _ = load_split(data_dir, "test")
     x = binarized_once(test[:args.nll_images or len(test)], train_params.binarize).to(device)
     result["images"] = len(x)
@@ -212,8 +213,8 @@ def worker(args: argparse.Namespace) -> None:
     print(json.dumps(result))
 
 
-def run_worker(args: argparse.Namespace, name: str) -> dict:
-    command = [sys.executable, __file__, "--worker", name, *args.passed]
+def run_worker(args: argparse.Namespace, name: str, *extra: str) -> dict:
+    command = [sys.executable, __file__, "--worker", name, *args.passed, *extra]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode:
         sys.exit(f"error: benchmark worker `{name}` failed: {done.stderr.strip().splitlines()[-1]}")
@@ -253,9 +254,13 @@ def summarise(runs: list[dict[str, dict]], nll: dict[str, dict], device: torch.d
                                "bits_per_pixel": runs[0]["compress"]["bits_per_pixel"],
                                "peak_rss_mib": median("compress", "peak_rss_mib")}
     if nll:
-        summary["nll"] = {**nll, "train_precision_effect": nll["bf16"]["fp32_eval_nll"] - nll["fp32"]["fp32_eval_nll"],
-                          "eval_precision_effect": {train_precision: result["bf16_eval_nll"] - result["fp32_eval_nll"]
-                                                    for train_precision, result in nll.items()}}
+        # Per training precision: the seeds' mean test NLL with float32 passes, and what bf16 passes change.
+        means = {p: {key: statistics.mean(r[key] for r in results) for key in ("fp32_eval_nll", "bf16_eval_nll")}
+                 for p, results in nll.items()}
+        summary["nll"] = {"runs": nll, "mean": means,
+                          "train_precision_effect": means["bf16"]["fp32_eval_nll"] - means["fp32"]["fp32_eval_nll"],
+                          "eval_precision_effect": {p: max((r["bf16_eval_nll"] - r["fp32_eval_nll"] for r in results),
+                                                           key=abs) for p, results in nll.items()}}
     return summary
 
 
@@ -313,9 +318,11 @@ def markdown(summary: dict) -> str:
             row("speed-up over the canonical epoch", lambda p: f"{t[p]['speedup']:.2f}×"),
             row("speed-up, range over the repetitions",
                 lambda p: f"{min(t[p]['speedup_per_repeat']):.2f}–{max(t[p]['speedup_per_repeat']):.2f}×"),
-            row(f"arithmetic bound ({t['work_gflop']:.0f} GFLOP at that peak)", lambda p: f"{t[p]['bound_epoch_s']:.2f} s"),
+            row(f"arithmetic bound ({t['work_gflop']:.0f} GFLOP at that peak)",
+                lambda p: f"{t[p]['bound_epoch_s']:.2f} s"),
             row("fraction of the bound reached", lambda p: f"{t[p]['fraction_of_bound']:.0%}"),
-            row("peak RSS (canonical: " f"{t['canonical_peak_rss_mib']:.0f} MiB)", lambda p: f"{t[p]['peak_rss_mib']:.0f} MiB"),
+            row(f"peak RSS (canonical: {t['canonical_peak_rss_mib']:.0f} MiB)",
+                lambda p: f"{t[p]['peak_rss_mib']:.0f} MiB"),
         ]
     if "eval" in summary:
         e = summary["eval"]
@@ -326,12 +333,12 @@ def markdown(summary: dict) -> str:
             row("peak RSS: IS-NLL", lambda p: f"{e[p]['peak_rss_mib']:.0f} MiB"),
         ]
     if "nll" in summary:
-        n = summary["nll"]
-        for train_precision in PRECISIONS:
-            r = n[train_precision]
-            lines.append(row(f"default config trained in {train_precision} ({r['epochs']} epochs, "
-                             f"{r['train_s']:.0f} s): test NLL, k={r['k']}, {r['images']} images, passes in",
-                             lambda p: f"{r[f'{p}_eval_nll']:.3f} nats ({r[f'{p}_eval_s']:.0f} s)"))
+        for train_precision, results in summary["nll"]["runs"].items():
+            for r in results:
+                lines.append(row(f"default config trained in {train_precision}, seed {r['seed']} "
+                                 f"({r['epochs']} epochs, {r['train_s']:.0f} s): test NLL, k={r['k']}, "
+                                 f"{r['images']} images, passes in",
+                                 lambda p: f"{r[f'{p}_eval_nll']:.3f} nats ({r[f'{p}_eval_s']:.0f} s)"))
     if "compress" in summary:
         c = summary["compress"]
         lines += [
@@ -340,9 +347,10 @@ def markdown(summary: dict) -> str:
         ]
     if "nll" in summary:
         n = summary["nll"]
-        lines += ["", f"Test NLL, trained in bf16 minus trained in fp32 (fp32 passes): {n['train_precision_effect']:+.3f} "
-                      "nats; bf16 passes minus fp32 passes: " + ", ".join(
-                          f"{effect:+.4f} nats ({p}-trained)" for p, effect in n["eval_precision_effect"].items())]
+        lines += ["", f"Test NLL, trained in bf16 minus trained in fp32 (fp32 passes, mean over the seeds): "
+                      f"{n['train_precision_effect']:+.3f} nats; bf16 passes minus fp32 passes (the largest over "
+                      "the seeds): " + ", ".join(f"{effect:+.4f} nats ({p}-trained)"
+                                                 for p, effect in n["eval_precision_effect"].items())]
     return "\n".join(lines)
 
 
@@ -367,6 +375,9 @@ def main() -> None:
     parser.add_argument("--nll-train-subset", type=int, default=0, help="NLL measurement: training images (0: all)")
     parser.add_argument("--nll-images", type=int, default=0, help="NLL measurement: test images (0: all 10,000)")
     parser.add_argument("--nll-k", type=int, default=1000, help="NLL measurement: importance samples an image")
+    parser.add_argument("--nll-seeds", default="", help="NLL measurement: comma-separated seeds, each trained in "
+                        "both precisions (default: params.yaml's seed)")
+    parser.add_argument("--nll-seed", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--only", choices=("train", "eval", "compress", "nll"), help="measure only this")
     parser.add_argument("--out", help="also write the JSON here")
     parser.add_argument("--worker", choices=WORKERS, help=argparse.SUPPRESS)
@@ -396,7 +407,10 @@ def main() -> None:
                                                               for name, result in run.items()), file=sys.stderr)
     nll = {}
     if args.only in (None, "nll"):
-        nll = {precision: run_worker(args, f"nll-{precision}") for precision in PRECISIONS}
+        seeds = ([int(seed) for seed in args.nll_seeds.split(",")] if args.nll_seeds
+                 else [load_params(REPO_ROOT / "params.yaml").seed])
+        nll = {precision: [run_worker(args, f"nll-{precision}", "--nll-seed", str(seed)) for seed in seeds]
+               for precision in PRECISIONS}
         print(f"nll: {json.dumps(nll)}", file=sys.stderr)
     summary = summarise(runs, nll, select_device(args.device))
     text = json.dumps(summary, indent=2)

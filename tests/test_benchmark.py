@@ -27,8 +27,10 @@ def test_benchmark_runs_and_reports_every_measurement(mnist_raw, tiny_run, tmp_p
         assert (evaluation[precision]["images"], evaluation[precision]["k"]) == (20, 50)
         assert evaluation[precision]["samples_per_s"] > 0
         # Four steps on 500 digits: far from trained (~88 nats), about a uniform Bernoulli's 543 or below.
-        assert nll[precision]["images"] == 50 and 80 < nll[precision]["fp32_eval_nll"] < 600
-    assert nll["train_precision_effect"] == nll["bf16"]["fp32_eval_nll"] - nll["fp32"]["fp32_eval_nll"]
+        (run,) = nll["runs"][precision]
+        assert run["images"] == 50 and run["seed"] == 1 and 80 < run["fp32_eval_nll"] < 600
+    assert nll["train_precision_effect"] == (nll["runs"]["bf16"][0]["fp32_eval_nll"]
+                                             - nll["runs"]["fp32"][0]["fp32_eval_nll"])
     compress = summary["compress"]
     assert compress["images"] == 150 and compress["encode_images_per_s"] > 0 and compress["decode_images_per_s"] > 0
     # The tiny 1-epoch model codes a digit in about a bit a pixel; 150 images also pay the 404 initial bytes.
