@@ -27,7 +27,9 @@ from vaepipe.runtime import generator, make_deterministic, select_device
 MODEL_PATH = "models/vae.safetensors"
 COMPRESSED_PATH = "data/compressed/test.vbb"
 METRICS_PATH = "metrics/compress.json"
-ELBO_SAMPLES = 100  # posterior samples per image for the -ELBO the rate is compared with
+# Posterior samples per image for the -ELBO the rate is compared with. At 20 its mean over the test set moved by
+# < 0.005 nats (1e-5 bits/pixel) between seeds, and took 1.2 s where 100 took 8.2.
+ELBO_SAMPLES = 20
 
 
 def main() -> None:

@@ -97,14 +97,19 @@ def test_binarisation_is_bernoulli_and_the_same_wherever_the_image_appears():
     assert binarize_fixed(torch.ones(1, IMAGE_PIXELS)).min() == 1 and binarize_fixed(torch.zeros(1, IMAGE_PIXELS)).max() == 0
 
 
-def test_an_image_scores_the_same_alone_and_among_others():
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_an_image_scores_the_same_alone_and_among_others(precision):
     torch.manual_seed(0)
-    model = VAE(VAEConfig(arch="mlp", latent_dim=3, hidden=(16,)))
+    model = VAE(VAEConfig(arch="mlp", latent_dim=3, hidden=(256,)))
     x = torch.rand(7, IMAGE_PIXELS)
-    together = image_statistics(model, x, k=5)
-    alone = image_statistics(model, x[3:4], k=5)
+    together = image_statistics(model, x, k=5, precision=precision)
+    alone = image_statistics(model, x[3:4], k=5, precision=precision)
     for name in together:
         np.testing.assert_allclose(alone[name][0], together[name][3], rtol=1e-5, atol=1e-4)
+    if precision == "bf16":  # bf16 passes: the sums stay float32, and the likelihood moves little
+        exact = image_statistics(model, x, k=5)
+        np.testing.assert_allclose(together["nll"], exact["nll"], rtol=1e-3)
+        assert together["nll"].dtype == np.float64 and not np.array_equal(together["nll"], exact["nll"])
 
 
 def stats_cloud(n: int = 2000, seed: int = 0) -> dict[str, np.ndarray]:
@@ -119,12 +124,20 @@ def test_typicality_flags_atypical_statistics_in_either_direction_and_survives_a
              "recon_error": np.array([5.0, 5, 5]), "code_length": np.array([150.0, 150, 150])}
     score = typicality.score(probe)
     assert score[0] < score[1] and score[0] < score[2]  # a likelihood too high is atypical too
-    detector = Detector(typicality, {s: float(i) for i, s in enumerate(SCORES)}, "typicality", 0.05, 8, "ab" * 32)
+    detector = Detector(typicality, {s: float(i) for i, s in enumerate(SCORES)}, "typicality", 0.05, 8, "bf16", "ab" * 32)
     detector.save(tmp_path / "detector.safetensors")
     loaded = Detector.load(tmp_path / "detector.safetensors")
     np.testing.assert_allclose(loaded.typicality.score(probe), score, rtol=1e-10)
-    assert (loaded.thresholds, loaded.score, loaded.k, loaded.model_sha256) == (
-        detector.thresholds, "typicality", 8, "ab" * 32)
+    assert (loaded.thresholds, loaded.score, loaded.k, loaded.precision, loaded.model_sha256) == (
+        detector.thresholds, "typicality", 8, "bf16", "ab" * 32)
+
+
+def test_a_detector_that_names_no_known_precision_is_refused(tmp_path):
+    """Without its precision a detector's thresholds cannot be matched (files from before it was recorded)."""
+    path = tmp_path / "detector.safetensors"
+    Detector(Typicality.fit(stats_cloud(), seed=0), {s: 0.0 for s in SCORES}, "nll", 0.05, 8, "fp16", "ab" * 32).save(path)
+    with pytest.raises(ArtifactError, match="not a readable vaepipe detector file .*precision 'fp16' is neither fp32 nor bf16"):
+        Detector.load(path)
 
 
 def test_a_file_that_is_not_a_detector_is_refused(tmp_path):

@@ -299,6 +299,7 @@ BAD_PARAMS = [
     ({"generate.confidence": 1.0}, "`generate.confidence` must be between 0 and 1"),
     ({"train.precision": "fp16"}, "`train.precision` must be one of auto, fp32, bf16"),
     ({"evaluate.precision": 16}, "`evaluate.precision` must be a str, got 16"),
+    ({"judge.precision": "fp16"}, "`judge.precision` must be one of auto, fp32, bf16"),
     ({"style.latent_dim": 0}, "`style.latent_dim` must be > 0"),
     ({"style.hidden": []}, "`style.hidden` must be a non-empty list of positive layer widths"),
     ({"style.n_judged": 9}, "`style.n_judged` must be >= 10 (a sample of every class)"),

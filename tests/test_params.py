@@ -75,6 +75,7 @@ def test_wrong_type(raw, key, value, fragment):
     ("evaluate", "k", 0, "must be > 0"),
     ("train", "precision", "fp16", "must be one of auto, fp32, bf16"),
     ("evaluate", "precision", "bfloat16", "must be one of auto, fp32, bf16"),
+    ("judge", "precision", "half", "must be one of auto, fp32, bf16"),
 ])
 def test_out_of_range(raw, section, key, value, rule):
     (raw[section] if section else raw)[key] = value

@@ -43,6 +43,7 @@ from vaepipe.evaluation import likelihood_bounds
 from vaepipe.latent import decode_probs, encode_means
 from vaepipe.model import VAE
 from vaepipe.params import MIXTURE_COMPONENTS
+from vaepipe.runtime import autocast
 
 SCORES = ("nll", "recon_error", "complexity", "typicality")
 # The per-image statistics the typicality score models, in this order.
@@ -80,28 +81,30 @@ def context_code_length(x_bin: torch.Tensor) -> torch.Tensor:
     Gamma(a + 1/2) Gamma(b + 1/2) / (pi Gamma(a + b + 1)), so no pixel-by-pixel loop is needed.
     """
     n = len(x_bin)
-    images = x_bin.reshape(n, IMAGE_SIDE, IMAGE_SIDE).to(torch.int64)
+    images = x_bin.reshape(n, IMAGE_SIDE, IMAGE_SIDE).to(torch.uint8)
     padded = F.pad(images, (1, 1, 1, 0))  # a column of zeros on each side, a row above
     contexts = torch.zeros_like(images)
     for bit, (dr, dc) in enumerate(CONTEXT):
         contexts |= padded[:, 1 + dr:1 + dr + IMAGE_SIDE, 1 + dc:1 + dc + IMAGE_SIDE] << bit
-    contexts = contexts.reshape(n, -1)
     n_contexts = 1 << len(CONTEXT)
-    seen = torch.zeros(n, n_contexts, dtype=torch.float64).scatter_add_(
-        1, contexts, torch.ones(contexts.shape, dtype=torch.float64))
-    ones = torch.zeros(n, n_contexts, dtype=torch.float64).scatter_add_(
-        1, contexts, images.reshape(n, -1).to(torch.float64))
+    # Counts per (image, context) by one bincount over image * n_contexts + context (2x a scatter_add here).
+    index = (contexts.reshape(n, -1).long() + torch.arange(0, n * n_contexts, n_contexts,
+                                                           device=x_bin.device).unsqueeze(1)).reshape(-1)
+    seen, ones = (torch.bincount(i, minlength=n * n_contexts).view(n, n_contexts).double()
+                  for i in (index, index[images.reshape(-1).bool()]))
     zeros = seen - ones
     log_kt = (torch.lgamma(ones + 0.5) + torch.lgamma(zeros + 0.5) - math.log(math.pi) - torch.lgamma(seen + 1))
     return (-log_kt.sum(-1) / math.log(2)).to(x_bin.dtype)
 
 
-def image_statistics(model: VAE, x: torch.Tensor, k: int) -> dict[str, np.ndarray]:
+def image_statistics(model: VAE, x: torch.Tensor, k: int, precision: str = "fp32") -> dict[str, np.ndarray]:
     """The STATISTICS of grey images [N, 784] in [0, 1] (on the model's device): -log p(x) (nats, importance-
-    sampled with the same k noise draws for every image), KL(q(z|x) || p(z)), recon_error, code length (bits)."""
+    sampled with the same k noise draws for every image), KL(q(z|x) || p(z)), recon_error, code length (bits).
+    `precision` (fp32 | bf16) is that of the importance sampling's network passes; the sums stay float32."""
     x_bin = binarize_fixed(x)
     noise = torch.randn(k, model.config.latent_dim, generator=torch.Generator().manual_seed(FIXED_SEED))
-    bounds = likelihood_bounds(model, x_bin, k, None, shared_noise=noise)
+    with autocast(torch.bfloat16 if precision == "bf16" else torch.float32, x.device):
+        bounds = likelihood_bounds(model, x_bin, k, None, shared_noise=noise)
     stats = {"nll": bounds.nll, "kl": bounds.kl, "recon_error": recon_error_score(model, x),
              "code_length": context_code_length(x_bin)}
     return {name: stats[name].cpu().numpy().astype(np.float64) for name in STATISTICS}
@@ -231,17 +234,19 @@ def roc_table(normal: np.ndarray, anomalous: np.ndarray, n_points: int = 101) ->
 @dataclass
 class Detector:
     """What the anomaly stage saves for scoring new images: the typicality density, each score's threshold,
-    the score to use, and the model it was made with (a detector is only valid for that model)."""
+    the score to use, and the model it was made with (a detector is only valid for that model). New images
+    are scored with its `k` and `precision` (fp32 | bf16), as the images its thresholds were set on."""
 
     typicality: Typicality
     thresholds: dict[str, float]
     score: str
     false_positive_rate: float
     k: int
+    precision: str
     model_sha256: str
 
     def save(self, path: str | Path) -> None:
-        settings = {"thresholds": self.thresholds, "score": self.score, "k": self.k,
+        settings = {"thresholds": self.thresholds, "score": self.score, "k": self.k, "precision": self.precision,
                     "false_positive_rate": self.false_positive_rate, "model_sha256": self.model_sha256}
         save_tensors(path, self.typicality.to_tensors(), {"settings": json.dumps(settings, sort_keys=True)})
 
@@ -249,6 +254,8 @@ class Detector:
     def load(cls, path: str | Path) -> "Detector":
         tensors, settings = load_described_tensors(path, "settings", "detector", "anomaly")
         try:
+            if settings.get("precision") not in ("fp32", "bf16"):
+                raise ValueError(f"precision {settings.get('precision')!r} is neither fp32 nor bf16")
             return cls(typicality=Typicality.from_tensors(tensors), **settings)
         except (KeyError, TypeError, ValueError, np.linalg.LinAlgError) as exc:
             raise ArtifactError(f"{path}: not a readable vaepipe detector file ({type(exc).__name__}: {exc}); "

@@ -75,8 +75,8 @@ def main(argv: list[str] | None = None) -> None:
     threshold = detector.thresholds[score]
     batches = [(path, read_images(path)) for path in args.images]
     device = next(model.parameters()).device
-    values = scores_from(image_statistics(model, torch.cat([x for _, x in batches]).to(device), detector.k),
-                         detector.typicality)[score]
+    values = scores_from(image_statistics(model, torch.cat([x for _, x in batches]).to(device), detector.k,
+                                          detector.precision), detector.typicality)[score]
     print(f"# score: {score}; anomalous above {threshold:.4g} "
           f"(flags {detector.false_positive_rate:.0%} of held-out normal images)")
     position = 0

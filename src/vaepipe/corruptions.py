@@ -3,7 +3,8 @@
 Each corruption maps grey images [N, 28, 28] in [0, 1] to corrupted images of the same shape in [0, 1],
 at the one severity MNIST-C's published dataset uses (the default argument of each of its functions), so
 the difficulty of the task is MNIST-C's, not ours. Random choices (noise, a rotation's direction, where
-a line runs) are drawn per image from the numpy Generator passed in: same seed, same images.
+a line runs) are drawn per image from the numpy Generator passed in (fog's fractals from a torch Generator
+seeded by it): same seed, same images.
 
 Thirteen of MNIST-C's fifteen types are here. Left out: motion_blur (ImageMagick's motion-blur kernel,
 called through Wand) and canny_edges (scikit-image's Canny detector), which would need those libraries.
@@ -129,42 +130,42 @@ def spatter(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(x * (1 - mask) + 63 / 255 * mask, 0, 1)
 
 
-def _plasma_fractals(n: int, rng: np.random.Generator, decay: float, size: int = 256) -> np.ndarray:
+def _plasma_fractals(n: int, gen: torch.Generator, decay: float, size: int = 256) -> torch.Tensor:
     """n independent plasma fractals (diamond-square), MNIST-C's fog texture, each scaled to [0, 1]: [n, size, size].
 
     Each level sets the centres of the squares, then the edge midpoints, to the mean of their four
     neighbours (wrapping around) plus uniform noise of amplitude wibble^2 (MNIST-C's wibble * U(-wibble, wibble));
-    wibble shrinks by `decay` a level.
+    wibble shrinks by `decay` a level. In float32 torch, on every core: 6 s for a 12,000-image set here,
+    against 22 s for the same arithmetic in numpy on one.
     """
-    maps = np.zeros((n, size, size), dtype=np.float32)  # float32: 786 M noise draws for a 12,000-image set
+    maps = torch.zeros(n, size, size)
     step, wibble = size, 100.0
 
-    def wibbled_mean(total: np.ndarray) -> np.ndarray:
-        uniform = rng.random(total.shape, dtype=np.float32) * 2 - 1  # U(-1, 1)
-        return total / 4 + wibble ** 2 * uniform
+    def wibbled_mean(total: torch.Tensor) -> torch.Tensor:
+        uniform = torch.rand(total.shape, generator=gen)  # U(0, 1), made U(-1, 1) below
+        return total.mul_(0.25).add_(uniform.mul_(2 * wibble ** 2)).sub_(wibble ** 2)
 
     while step >= 2:
         half = step // 2
         corners = maps[:, ::step, ::step]
-        squares = corners + np.roll(corners, -1, axis=1)
-        maps[:, half::step, half::step] = wibbled_mean(squares + np.roll(squares, -1, axis=2))
+        squares = corners + corners.roll(-1, 1)
+        maps[:, half::step, half::step] = wibbled_mean(squares.add_(squares.roll(-1, 2)))
         centres = maps[:, half::step, half::step]
-        maps[:, ::step, half::step] = wibbled_mean(centres + np.roll(centres, 1, axis=1)
-                                                   + corners + np.roll(corners, -1, axis=2))
-        maps[:, half::step, ::step] = wibbled_mean(centres + np.roll(centres, 1, axis=2)
-                                                   + corners + np.roll(corners, -1, axis=1))
+        maps[:, ::step, half::step] = wibbled_mean(centres + centres.roll(1, 1) + corners + corners.roll(-1, 2))
+        maps[:, half::step, ::step] = wibbled_mean(centres + centres.roll(1, 2) + corners + corners.roll(-1, 1))
         step //= 2
         wibble /= decay
-    maps -= maps.min(axis=(1, 2), keepdims=True)
-    return maps / maps.max(axis=(1, 2), keepdims=True)
+    low, high = (extreme(maps.view(n, -1), 1).view(n, 1, 1) for extreme in (torch.amin, torch.amax))
+    return (maps - low) / (high - low)
 
 
 def fog(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A plasma-fractal haze of strength 3 over the image, then rescaled to the image's old peak (severity 5).
     The fractal is drawn 256 x 256, as MNIST-C draws it, and its top-left 28 x 28 corner used."""
-    strength, decay, chunk = 3.0, 1.4, 256  # chunks keep the 256 x 256 maps at 128 MiB
-    haze = np.concatenate([_plasma_fractals(min(chunk, len(x) - start), rng, decay)[:, :SIDE, :SIDE]
-                           for start in range(0, len(x), chunk)])
+    strength, decay, chunk = 3.0, 1.4, 32  # 32 maps at a time (8 MiB) ran fastest, in cache
+    gen = torch.Generator().manual_seed(int(rng.integers(2 ** 63)))
+    haze = torch.cat([_plasma_fractals(min(chunk, len(x) - start), gen, decay)[:, :SIDE, :SIDE]
+                      for start in range(0, len(x), chunk)]).numpy()
     peak = x.max(axis=(1, 2), keepdims=True)
     return np.clip((x + strength * haze) * peak / (peak + strength), 0, 1)
 

@@ -62,8 +62,7 @@ def likelihood_bounds(model: VAE, x: torch.Tensor, k: int, gen: torch.Generator 
             else:
                 eps = shared_noise[k_start:k_start + kc].to(x.device).unsqueeze(1).expand(kc, *mu.shape)
             z = mu + eps * std
-            logits = model.decode(z).float()
-            log_px = -bernoulli_nll(logits, xb)
+            log_px = -bernoulli_nll(model.decode(z), xb)  # float32 sums of bf16 logits under autocast
             log_pz = model.prior_log_prob(z)
             # (z - mu)^2 / var is eps^2 by construction.
             log_qz = -0.5 * (LOG_2PI + logvar + eps.pow(2)).sum(-1)

@@ -19,6 +19,7 @@ from vaepipe.artifacts import load_described_tensors, save_tensors
 from vaepipe.data import IMAGE_SIDE
 from vaepipe.errors import ArtifactError
 from vaepipe.params import CLASSES, JudgeParams
+from vaepipe.runtime import autocast, compute_dtype
 
 FEATURES = 128
 PREDICT_BATCH = 2000
@@ -66,7 +67,9 @@ def share_read_as(probs: torch.Tensor, y: torch.Tensor) -> float:
 
 def train_judge(x: torch.Tensor, y: torch.Tensor, params: JudgeParams, device: torch.device,
                 log_epoch=lambda epoch, loss: None) -> Judge:
-    """Adam with a per-step cosine decay of the learning rate, on seeded shuffles of the images [N, 784]."""
+    """Adam with a per-step cosine decay of the learning rate, on seeded shuffles of the images [N, 784].
+    `judge.precision` bf16 runs the forward and backward passes under bf16 autocast (float32 weights and Adam):
+    the judge stage took 16 s instead of 27 here, validation accuracy 0.9888 -> 0.9886 (README, "Sample quality")."""
     torch.manual_seed(params.seed)  # the initial weights
     judge = Judge().to(device)
     optimizer = torch.optim.Adam(judge.parameters(), lr=params.lr)
@@ -74,12 +77,15 @@ def train_judge(x: torch.Tensor, y: torch.Tensor, params: JudgeParams, device: t
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / steps)))
     order_gen = torch.Generator().manual_seed(params.seed)
     x, y = x.to(device), y.to(device)
+    dtype = compute_dtype(params.precision, device)
     for epoch in range(1, params.epochs + 1):
         judge.train()
         total = torch.zeros((), device=device)
         for batch in torch.randperm(len(x), generator=order_gen).split(params.batch_size):
             batch = batch.to(device)
-            loss = F.cross_entropy(judge(x[batch]), y[batch])
+            with autocast(dtype, device):
+                logits = judge(x[batch])
+            loss = F.cross_entropy(logits.float(), y[batch])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

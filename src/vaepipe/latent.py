@@ -7,11 +7,11 @@ import warnings
 
 import numpy as np
 import torch
-from sklearn.decomposition import PCA
-from sklearn.manifold import TSNE
-from sklearn.neighbors import NearestNeighbors
 
 from vaepipe.model import VAE
+
+# scikit-learn and umap are imported inside the embedding functions: importing scikit-learn takes 0.8 s, which
+# the stages that only encode and decode (evaluate, style) would pay for nothing.
 
 ENCODE_BATCH = 4096
 
@@ -49,7 +49,8 @@ def umap_embedding(codes: np.ndarray, n_components: int, n_neighbors: int, seed:
     UMAP optimises on one thread and gives the same bytes run to run on one machine; numba's floating point
     may differ on another CPU, so embeddings (and what is fitted on them) are not bit-identical across machines.
     """
-    import umap  # here, not at the top: importing it compiles numba code (~2 s) that only embedding stages need
+    import umap  # importing it also compiles numba code (~2 s)
+    from sklearn.neighbors import NearestNeighbors
 
     _cache_numba_compiles()
     n_neighbors = min(n_neighbors, len(codes))
@@ -67,8 +68,9 @@ def _cache_numba_compiles() -> None:
     """Give every numba function UMAP (and its pynndescent) defines an on-disk cache of its machine code.
 
     UMAP marks fewer than half of them `cache=True`, so the rest (the layout optimiser among them) compiled
-    again in every process: 12 s of the cluster stage's 60 here. numba keys a cached compile by the function's
-    source, its argument types and the CPU, so a cached one is the very code a fresh compile would produce.
+    again in every process: 24 s of every cluster run here (79.6 s compiling, 55.9 s cached). numba keys a
+    cached compile by the function's source, its argument types and the CPU, so a cached one is the very
+    code a fresh compile would produce.
     """
     from numba.core.caching import NullCache
     from numba.core.registry import CPUDispatcher
@@ -82,6 +84,9 @@ def _cache_numba_compiles() -> None:
 
 def embed_2d(codes: np.ndarray, method: str, seed: int) -> np.ndarray:
     """The codes themselves when 2-D, else UMAP, PCA or t-SNE down to two dimensions."""
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+
     if codes.shape[1] == 2:
         return codes
     if method == "umap":

@@ -28,8 +28,8 @@ KEEP = ("best", "last")
 BINARIZE_MODES = ("dynamic", "none")
 DEVICES = ("auto", "cpu", "cuda")
 LR_SCHEDULES = ("constant", "cosine")
-# The matrix multiplies' precision in training and in the NLL estimate (vaepipe.runtime.compute_dtype); auto: bf16
-# where the device has fast bf16.
+# The matrix multiplies' precision in training (the VAE's, the judge's) and in the NLL estimate
+# (vaepipe.runtime.compute_dtype); auto: bf16 where the device has fast bf16.
 PRECISIONS = ("auto", "fp32", "bf16")
 EMBEDDINGS = ("umap", "pca", "tsne")
 # Where generate draws latent codes from (vaepipe.samplers).
@@ -129,10 +129,12 @@ class JudgeParams:
     lr: float
     val_size: int
     train_subset: int
+    precision: str
 
     def validate(self, prefix: str) -> None:
         _require(f"{prefix}.seed", self.seed >= 0, "must be >= 0")
         _require(f"{prefix}.epochs", self.epochs > 0, "must be > 0")
+        _require_one_of(f"{prefix}.precision", self.precision, PRECISIONS)
         _require(f"{prefix}.batch_size", self.batch_size > 0, "must be > 0")
         _require(f"{prefix}.lr", self.lr > 0, "must be > 0")
         _require(f"{prefix}.val_size", self.val_size > 0, "must be > 0")

@@ -26,7 +26,8 @@ def has_fast_bf16(device: torch.device) -> bool:
 
 
 def compute_dtype(precision: str, device: torch.device) -> torch.dtype:
-    """The dtype of training's matrix multiplies for `train.precision` (fp32 | bf16 | auto) on `device`."""
+    """The dtype of the matrix multiplies for a precision setting (`train.precision`, `evaluate.precision`:
+    fp32 | bf16 | auto) on `device`."""
     if precision == "auto":
         precision = "bf16" if has_fast_bf16(device) else "fp32"
     return torch.bfloat16 if precision == "bf16" else torch.float32
