@@ -69,7 +69,8 @@ def train_judge(x: torch.Tensor, y: torch.Tensor, params: JudgeParams, device: t
                 log_epoch=lambda epoch, loss: None) -> Judge:
     """Adam with a per-step cosine decay of the learning rate, on seeded shuffles of the images [N, 784].
     `judge.precision` bf16 runs the forward and backward passes under bf16 autocast (float32 weights and Adam):
-    the judge stage took 16 s instead of 27 here, validation accuracy 0.9888 -> 0.9886 (README, "Sample quality")."""
+    100 steps took 0.82-0.86 s against 1.46-1.86 s in float32 on an AMX CPU, and validation accuracy went from
+    0.9888 to 0.9886 (README, "Sample quality")."""
     torch.manual_seed(params.seed)  # the initial weights
     judge = Judge().to(device)
     optimizer = torch.optim.Adam(judge.parameters(), lr=params.lr)
