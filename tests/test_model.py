@@ -51,6 +51,9 @@ def test_precision_auto_is_bf16_exactly_where_the_hardware_has_it(monkeypatch, f
     cpu = torch.device("cpu")
     assert runtime.compute_dtype("auto", cpu) == (torch.bfloat16 if fast else torch.float32)
     assert runtime.compute_dtype("fp32", cpu) == torch.float32 and runtime.compute_dtype("bf16", cpu) == torch.bfloat16
+    # What the anomaly detector records: never "auto", always the precision auto stood for.
+    assert runtime.resolved_precision("auto", cpu) == ("bf16" if fast else "fp32")
+    assert runtime.resolved_precision("fp32", cpu) == "fp32" and runtime.resolved_precision("bf16", cpu) == "bf16"
 
 
 def test_weights_round_trip(tmp_path):

@@ -43,7 +43,7 @@ from vaepipe.evaluation import likelihood_bounds
 from vaepipe.latent import decode_probs, encode_means
 from vaepipe.model import VAE
 from vaepipe.params import MIXTURE_COMPONENTS
-from vaepipe.runtime import autocast
+from vaepipe.runtime import autocast, compute_dtype
 
 SCORES = ("nll", "recon_error", "complexity", "typicality")
 # The per-image statistics the typicality score models, in this order.
@@ -100,10 +100,10 @@ def context_code_length(x_bin: torch.Tensor) -> torch.Tensor:
 def image_statistics(model: VAE, x: torch.Tensor, k: int, precision: str = "fp32") -> dict[str, np.ndarray]:
     """The STATISTICS of grey images [N, 784] in [0, 1] (on the model's device): -log p(x) (nats, importance-
     sampled with the same k noise draws for every image), KL(q(z|x) || p(z)), recon_error, code length (bits).
-    `precision` (fp32 | bf16) is that of the importance sampling's network passes; the sums stay float32."""
+    `precision` (as evaluate.precision) is that of the importance sampling's network passes; sums stay float32."""
     x_bin = binarize_fixed(x)
     noise = torch.randn(k, model.config.latent_dim, generator=torch.Generator().manual_seed(FIXED_SEED))
-    with autocast(torch.bfloat16 if precision == "bf16" else torch.float32, x.device):
+    with autocast(compute_dtype(precision, x.device), x.device):
         bounds = likelihood_bounds(model, x_bin, k, None, shared_noise=noise)
     stats = {"nll": bounds.nll, "kl": bounds.kl, "recon_error": recon_error_score(model, x),
              "code_length": context_code_length(x_bin)}

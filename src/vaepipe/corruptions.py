@@ -135,7 +135,7 @@ def _plasma_fractals(n: int, gen: torch.Generator, decay: float, size: int = 256
 
     Each level sets the centres of the squares, then the edge midpoints, to the mean of their four
     neighbours (wrapping around) plus uniform noise of amplitude wibble^2 (MNIST-C's wibble * U(-wibble, wibble));
-    wibble shrinks by `decay` a level. In float32 torch, on every core: 6 s for a 12,000-image set here,
+    wibble shrinks by `decay` a level. In float32 torch, on every core: 7-11 s for a 12,000-image set here,
     against 22 s for the same arithmetic in numpy on one.
     """
     maps = torch.zeros(n, size, size)

@@ -134,11 +134,11 @@ class JudgeParams:
     def validate(self, prefix: str) -> None:
         _require(f"{prefix}.seed", self.seed >= 0, "must be >= 0")
         _require(f"{prefix}.epochs", self.epochs > 0, "must be > 0")
-        _require_one_of(f"{prefix}.precision", self.precision, PRECISIONS)
         _require(f"{prefix}.batch_size", self.batch_size > 0, "must be > 0")
         _require(f"{prefix}.lr", self.lr > 0, "must be > 0")
         _require(f"{prefix}.val_size", self.val_size > 0, "must be > 0")
         _require(f"{prefix}.train_subset", self.train_subset >= 0, "must be >= 0 (0 = all images)")
+        _require_one_of(f"{prefix}.precision", self.precision, PRECISIONS)
 
 
 @dataclass(frozen=True)

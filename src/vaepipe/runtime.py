@@ -25,12 +25,17 @@ def has_fast_bf16(device: torch.device) -> bool:
     return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
 
 
-def compute_dtype(precision: str, device: torch.device) -> torch.dtype:
-    """The dtype of the matrix multiplies for a precision setting (`train.precision`, `evaluate.precision`:
-    fp32 | bf16 | auto) on `device`."""
+def resolved_precision(precision: str, device: torch.device) -> str:
+    """fp32 or bf16 for a precision setting (`train.precision`, `evaluate.precision`, `judge.precision`:
+    fp32 | bf16 | auto) on `device`: auto is bf16 where the device has it fast."""
     if precision == "auto":
-        precision = "bf16" if has_fast_bf16(device) else "fp32"
-    return torch.bfloat16 if precision == "bf16" else torch.float32
+        return "bf16" if has_fast_bf16(device) else "fp32"
+    return precision
+
+
+def compute_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """The dtype of the matrix multiplies for a precision setting on `device` (see resolved_precision)."""
+    return torch.bfloat16 if resolved_precision(precision, device) == "bf16" else torch.float32
 
 
 def autocast(dtype: torch.dtype, device: torch.device) -> torch.autocast:
