@@ -9,7 +9,7 @@ from vaepipe.data import binarize, load_split
 from vaepipe.model import VAE, VAEConfig
 from vaepipe.params import load_params
 from vaepipe.runtime import generator, make_deterministic
-from vaepipe.training import Trainer, TrainingError, split_train_val, train
+from vaepipe.training import Trainer, TrainingError, fused_adam_step, split_train_val, train
 from conftest import REPO_ROOT
 
 
@@ -115,6 +115,27 @@ def test_cosine_schedule_anneals_every_step(mnist_small):
     assert [lr for *_, lr in records] == pytest.approx(expected, rel=1e-6)
     _, constant = recorded_steps(mnist_small[0][:1024], epochs=2, lr=1e-3, lr_schedule="constant", kl_warmup=0.0)
     assert {lr for *_, lr in constant} == {1e-3}
+
+
+def test_fused_adam_step_is_adam_step_to_the_byte():
+    """The Trainer's direct call of the fused kernel against torch's own Adam(fused=True).step: the same weights and
+    moments, bit for bit, over steps with changing learning rates and gradients; and the same saved state."""
+    torch.manual_seed(0)
+    ours = torch.randn(1000, requires_grad=True)
+    theirs = ours.detach().clone().requires_grad_(True)
+    ours_opt, theirs_opt = (torch.optim.Adam([p], lr=1e-2, fused=True) for p in (ours, theirs))
+    for lr in (1e-2, 5e-3, 1e-3, 1e-4):
+        grad = torch.randn(1000)
+        ours.grad, theirs.grad = grad.clone(), grad.clone()
+        for optimizer in (ours_opt, theirs_opt):
+            optimizer.param_groups[0]["lr"] = lr
+        fused_adam_step(ours_opt)
+        theirs_opt.step()
+        assert torch.equal(ours, theirs)
+    ours_state, theirs_state = ours_opt.state_dict(), theirs_opt.state_dict()
+    assert ours_state["param_groups"] == theirs_state["param_groups"]
+    assert ours_state["state"][0].keys() == theirs_state["state"][0].keys()
+    assert all(torch.equal(ours_state["state"][0][k], theirs_state["state"][0][k]) for k in ours_state["state"][0])
 
 
 def test_dynamic_binarisation_draws_each_pixel_from_bernoulli_of_its_grey_level():

@@ -88,6 +88,16 @@ def conv_decoder(channels: tuple[int, ...], latent_dim: int) -> nn.Sequential:
     return nn.Sequential(*layers, nn.Flatten())
 
 
+def append_one_hot(inputs: torch.Tensor, labels: torch.Tensor | None, classes: int) -> torch.Tensor:
+    """`inputs` [..., B, n] with the one-hot `labels` [B] of `classes` appended; `inputs` themselves for `classes` 0."""
+    if (labels is None) != (classes == 0):
+        raise ValueError("a conditional model needs class labels" if classes else "an unconditional model takes no class labels")
+    if labels is None:
+        return inputs
+    one_hot = nn.functional.one_hot(labels, classes).to(inputs.dtype)
+    return torch.cat([inputs, one_hot.expand(*inputs.shape[:-1], classes)], -1)
+
+
 class VAE(nn.Module):
     """`hidden=(400,)`, `latent_dim=20`, mlp, normal prior is the canonical pytorch/examples model 784-400-20-400-784."""
 
@@ -120,13 +130,7 @@ class VAE(nn.Module):
 
     def with_label(self, inputs: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """`inputs` [..., B, n] with the one-hot `labels` [B] appended, for a conditional model; as they are otherwise."""
-        if (labels is None) != (self.config.classes == 0):
-            raise ValueError("a conditional model needs class labels" if self.config.classes
-                             else "an unconditional model takes no class labels")
-        if labels is None:
-            return inputs
-        one_hot = nn.functional.one_hot(labels, self.config.classes).to(inputs.dtype)
-        return torch.cat([inputs, one_hot.expand(*inputs.shape[:-1], self.config.classes)], -1)
+        return append_one_hot(inputs, labels, self.config.classes)
 
     def encode(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and log-variance of q(z|x) (of q(z|x, y) with `labels`, for a conditional model)."""
