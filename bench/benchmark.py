@@ -257,8 +257,13 @@ def summarise(runs: list[dict[str, dict]], nll: dict[str, dict], device: torch.d
         # Per training precision: the seeds' mean test NLL with float32 passes, and what bf16 passes change.
         means = {p: {key: statistics.mean(r[key] for r in results) for key in ("fp32_eval_nll", "bf16_eval_nll")}
                  for p, results in nll.items()}
+        # Seed by seed (the same seed trains both ways): the paired differences, and their mean's standard error.
+        paired = [bf16["fp32_eval_nll"] - fp32["fp32_eval_nll"] for fp32, bf16 in zip(nll["fp32"], nll["bf16"])]
         summary["nll"] = {"runs": nll, "mean": means,
                           "train_precision_effect": means["bf16"]["fp32_eval_nll"] - means["fp32"]["fp32_eval_nll"],
+                          "train_precision_effect_per_seed": paired,
+                          "train_precision_effect_stderr": (statistics.stdev(paired) / len(paired) ** 0.5
+                                                            if len(paired) > 1 else None),
                           "eval_precision_effect": {p: max((r["bf16_eval_nll"] - r["fp32_eval_nll"] for r in results),
                                                            key=abs) for p, results in nll.items()}}
     return summary
@@ -347,8 +352,12 @@ def markdown(summary: dict) -> str:
         ]
     if "nll" in summary:
         n = summary["nll"]
+        stderr = n["train_precision_effect_stderr"]
         lines += ["", f"Test NLL, trained in bf16 minus trained in fp32 (fp32 passes, mean over the seeds): "
-                      f"{n['train_precision_effect']:+.3f} nats; bf16 passes minus fp32 passes (the largest over "
+                      f"{n['train_precision_effect']:+.3f} nats"
+                      + (f" ± {stderr:.3f} (standard error of the paired differences "
+                         + ", ".join(f"{d:+.3f}" for d in n["train_precision_effect_per_seed"]) + ")" if stderr else "")
+                      + "; bf16 passes minus fp32 passes (the largest over "
                       "the seeds): " + ", ".join(f"{effect:+.4f} nats ({p}-trained)"
                                                  for p, effect in n["eval_precision_effect"].items())]
     return "\n".join(lines)

@@ -31,6 +31,8 @@ def test_benchmark_runs_and_reports_every_measurement(mnist_raw, tiny_run, tmp_p
         assert run["images"] == 50 and run["seed"] == 1 and 80 < run["fp32_eval_nll"] < 600
     assert nll["train_precision_effect"] == (nll["runs"]["bf16"][0]["fp32_eval_nll"]
                                              - nll["runs"]["fp32"][0]["fp32_eval_nll"])
+    assert nll["train_precision_effect_per_seed"] == [nll["train_precision_effect"]]
+    assert nll["train_precision_effect_stderr"] is None  # one seed: no spread to estimate it from
     compress = summary["compress"]
     assert compress["images"] == 150 and compress["encode_images_per_s"] > 0 and compress["decode_images_per_s"] > 0
     # The tiny 1-epoch model codes a digit in about a bit a pixel; 150 images also pay the 404 initial bytes.
