@@ -11,6 +11,8 @@ into the float32 `.grad` buffers, so the optimiser's weights and moments stay fl
 parameters, the sampled z, the loss, the KL and their gradients are computed in float32, and so are
 the layers into and out of the latent space: at widths under BF16_MIN_WIDTH, bf16 multiplies were
 slower than float32 ones here (batch 128: 94 against 63 us for a 400 -> 20 layer's three products).
+
+The step runs as one `torch.compile` graph (`_elbo_step`), its matrix multiplies still oneDNN's.
 """
 
 from __future__ import annotations
@@ -78,8 +80,10 @@ def _backward(layers: list[_Layer], activations: list[torch.Tensor], grad: torch
 
 # One compiled graph for the whole step, per model shape and batch size (dynamic=False keeps each one's kernels
 # specialised; an epoch's last, smaller batch gets its own): it fuses the elementwise work around the matrix
-# multiplies and removes ~100 eager calls a step. Its arguments are plain tensors, so models of the same shape
-# share a graph; the limit leaves room for the many small models a test session trains.
+# multiplies and removes ~100 eager calls a step. Canonical model, AMX Xeon, 2 cores: a bf16 epoch 0.86 s against
+# 1.09 s eager, fp32 1.13 s against 1.25 s; compiling costs the first epoch 4-8 s (2 s from the on-disk cache).
+# Its arguments are plain tensors, so models of the same shape share a graph; the limit leaves room for the many
+# small models a test session trains.
 @torch.compile(dynamic=False, recompile_limit=64)
 @torch.no_grad()
 def _elbo_step(encoder: list[_Layer], decoder: list[_Layer], refresh: tuple[list, list, list, list],
