@@ -14,7 +14,7 @@ def test_benchmark_runs_and_reports_every_measurement(mnist_raw, tiny_run, tmp_p
                            "--device", "cpu", "--repeats", "1", "--epochs", "1", "--eval-images", "20",
                            "--eval-k", "50", "--model", str(tiny_run / "models/vae.safetensors"),
                            "--compress-images", "150", "--nll-epochs", "1", "--nll-train-subset", "500",
-                           "--nll-images", "50", "--nll-k", "20", "--out", str(out)],
+                           "--nll-images", "50", "--nll-k", "20", "--nll-seeds", "1", "--out", str(out)],
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr
     summary = json.loads(out.read_text())

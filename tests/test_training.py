@@ -135,7 +135,9 @@ def test_fused_adam_step_is_adam_step_to_the_byte():
     ours_state, theirs_state = ours_opt.state_dict(), theirs_opt.state_dict()
     assert ours_state["param_groups"] == theirs_state["param_groups"]
     assert ours_state["state"][0].keys() == theirs_state["state"][0].keys()
-    assert all(torch.equal(ours_state["state"][0][k], theirs_state["state"][0][k]) for k in ours_state["state"][0])
+    for key, value in ours_state["state"][0].items():
+        reference = theirs_state["state"][0][key]
+        assert torch.equal(value, reference) and (value.dtype, value.device) == (reference.dtype, reference.device), key
 
 
 def test_dynamic_binarisation_draws_each_pixel_from_bernoulli_of_its_grey_level():

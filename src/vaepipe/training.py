@@ -96,8 +96,9 @@ def fused_adam_step(optimizer: torch.optim.Adam) -> None:
     group = optimizer.param_groups[0]
     (param,) = group["params"]
     state = optimizer.state[param]
-    if not state:  # what Adam.step sets up on its first call
-        state.update(step=torch.tensor(0.0), exp_avg=torch.zeros_like(param, memory_format=torch.preserve_format),
+    if not state:  # what Adam.step sets up on its first call (a fused Adam keeps its step count on the device)
+        state.update(step=torch.zeros((), dtype=torch.float32, device=param.device),
+                     exp_avg=torch.zeros_like(param, memory_format=torch.preserve_format),
                      exp_avg_sq=torch.zeros_like(param, memory_format=torch.preserve_format))
     state["step"] += 1
     beta1, beta2 = group["betas"]
