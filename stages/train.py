@@ -4,19 +4,26 @@ Resumable: the state after every epoch goes to a checkpoint outside the stage's 
 outputs before re-running a stage), and a re-run after a crash continues from the last whole epoch,
 ending with the same bytes as an uninterrupted run. The curves are written next to the checkpoint
 and moved onto metrics/train only when training has finished, so a failed run leaves the old ones.
+
+With `train.nproc` > 1, dvc.yaml starts it on that many processes (vaepipe.launch, torchrun), which train one model
+together (vaepipe.distributed); process 0 logs and writes the outputs.
 """
 
 import dataclasses
+import functools
 from pathlib import Path
 
+import torch
 from dvclive import Live
 
 from vaepipe.artifacts import replace_dir, save_weights
 from vaepipe.checkpoint import Checkpoint, fingerprint
 from vaepipe.cli import run_stage
 from vaepipe.data import SPLIT_FILES, binarized_once, load_split
+from vaepipe.distributed import World, joined
+from vaepipe.errors import PipelineError
 from vaepipe.model import VAE, VAEConfig
-from vaepipe.params import load_params
+from vaepipe.params import Params, load_params
 from vaepipe.runtime import make_deterministic, select_device
 from vaepipe.training import split_train_val, train
 
@@ -30,19 +37,33 @@ LIVE_DIR_IN_PROGRESS = "checkpoints/train/live"
 def main() -> None:
     params = load_params()
     make_deterministic(params.seed)
-    device = select_device(params.device)
+    with joined(select_device(params.device)) as (world, device):
+        if world.size != params.train.nproc:
+            raise PipelineError(f"running on {world.size} processes, but `train.nproc` is {params.train.nproc}")
+        fit(params, world, device)
+
+
+def fit(params: Params, world: World, device: torch.device) -> None:
+    """Train in this process; only the main one of a multi-process run logs and writes the outputs."""
     images, _ = load_split(DATA_DIR, "train")
     train_x, val_x = split_train_val(images, params.train.val_size, params.seed, params.train.train_subset)
     # Binarised once, so every epoch is scored on the same bits.
     val_x = binarized_once(val_x, params.train.binarize)
     config = VAEConfig.from_params(params.latent_dim, params.train)
     model = VAE(config).to(device)
-    print(f"training {config} on {len(train_x)} images ({device}), validating on {len(val_x)}")
+    if world.is_main:
+        print(f"training {config} on {len(train_x)} images ({device}, {world.size} process(es)), "
+              f"validating on {len(val_x)}")
     # The dataset enters the fingerprint through its files (`inputs`).
-    settings = {"seed": params.seed, "latent_dim": params.latent_dim, "device": str(device),
+    settings = {"seed": params.seed, "latent_dim": params.latent_dim, "device": device.type,
                 "train": dataclasses.asdict(params.train)}
     inputs = [Path(__file__), *(Path(DATA_DIR) / name for name in SPLIT_FILES["train"])]
     checkpoint = Checkpoint(CHECKPOINT_PATH, fingerprint(settings, inputs))
+    train_on = functools.partial(train, model, train_x.to(device), val_x.to(device), params.train, params.seed,
+                                 checkpoint=checkpoint, world=world)
+    if not world.is_main:
+        train_on(lambda *stats: None)
+        return
 
     with Live(LIVE_DIR_IN_PROGRESS, dvcyaml=None, save_dvc_exp=False) as live:
         def log_epoch(epoch, train_stats, val_stats):
@@ -52,14 +73,11 @@ def main() -> None:
                     live.log_metric(f"{split}/{name}", value)
             live.make_summary()
 
-        kept_epoch = train(model, train_x.to(device), val_x.to(device), params.train, params.seed, log_epoch,
-                           checkpoint)
-        live.summary["kept_epoch"] = kept_epoch  # the epoch whose weights are saved (`train.keep`)
+        live.summary["kept_epoch"] = train_on(log_epoch)  # the epoch whose weights are saved (`train.keep`)
         live.make_summary()
     save_weights(MODEL_PATH, model.state_dict(), config.to_dict())
     replace_dir(LIVE_DIR_IN_PROGRESS, LIVE_DIR)
     checkpoint.remove()
-
 
 if __name__ == "__main__":
     run_stage(main)

@@ -12,35 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import pipeline_outputs, run_ok, tiny_experiment
 from vaepipe.anomaly import SCORES
 from vaepipe.corruptions import CORRUPTIONS
-
-TINY = {
-    "train.epochs": 2,
-    "train.train_subset": 5000,
-    "train.val_size": 1000,
-    "evaluate.k": 50,
-    "evaluate.test_subset": 1000,
-    "downstream.label_draws": 1,
-    "latent_dim": 2,  # also exercises the manifold figure
-    "anomaly.n_fit": 1000,
-    "anomaly.n_val": 300,
-    "anomaly.test_subset": 1000,
-    "cluster.umap_epochs": 10,
-    "compress.test_subset": 1000,
-    "judge.epochs": 1,
-    "judge.train_subset": 5000,
-    "generate.n_judged": 1000,
-    "style.epochs": 2,
-    "style.n_judged": 1000,
-}
-
-
-def run(args, cwd, env):
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
-    return result.stdout
 
 
 def chromium() -> str:
@@ -53,36 +27,9 @@ def chromium() -> str:
     return found
 
 
-def tiny_experiment(tmp_path_factory, mnist_mirror):
-    """A copy of this checkout's tracked and unignored files, committed in a new git repository (so
-    with an empty DVC cache), after `dvc exp run` of the tiny params."""
-    root = tmp_path_factory.mktemp("clone") / "repo"
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-                           cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout.split("\0")
-    for name in filter(None, files):
-        if (REPO_ROOT / name).is_file():
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO_ROOT / name, root / name)
-    env = dict(os.environ, VAE_DATA_MIRROR=str(mnist_mirror), PYTHONPATH=str(root / "src"),
-               GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@example.invalid",
-               GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@example.invalid")
-    run(["git", "init", "-q"], root, env)
-    run(["git", "add", "-A"], root, env)
-    run(["git", "commit", "-qm", "copy"], root, env)
-    args = ["dvc", "exp", "run", "--name", "tiny"] + [a for k, v in TINY.items() for a in ("-S", f"{k}={v}")]
-    run(args, root, env)
-    return root, env
-
-
-def results(root: Path) -> dict[str, bytes]:
-    """Every file the pipeline writes, and dvc.lock with their hashes."""
-    files = [root / "dvc.lock"] + [f for d in ("models", "metrics", "plots") for f in (root / d).rglob("*")]
-    return {str(f.relative_to(root)): f.read_bytes() for f in sorted(files) if f.is_file()}
-
-
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory, mnist_mirror):
-    return tiny_experiment(tmp_path_factory, mnist_mirror)
+def repo(tiny_project):
+    return tiny_project
 
 
 def test_metrics_are_complete_and_sane(repo):
@@ -191,9 +138,9 @@ def test_figures_exist(repo):
 
 
 def test_two_runs_from_empty_caches_give_the_same_bytes(repo, tmp_path_factory, mnist_mirror):
-    first = results(repo[0])
+    first = pipeline_outputs(repo[0])
     assert any(name.endswith(".png") for name in first) and "models/vae.safetensors" in first
-    second = results(tiny_experiment(tmp_path_factory, mnist_mirror)[0])
+    second = pipeline_outputs(tiny_experiment(tmp_path_factory, mnist_mirror)[0])
     assert second.keys() == first.keys()
     assert [name for name in first if first[name] != second[name]] == []
 
@@ -202,13 +149,13 @@ def test_second_repro_is_up_to_date(repo):
     root, env = repo
     # The default pipeline only: the studies' stages (studies/*/dvc.yaml) were not run here, and
     # studies/best depends on params.yaml, which the tiny experiment changed.
-    assert "up to date" in run(["dvc", "status", "dvc.yaml"], root, env)
-    assert "Data and pipelines are up to date" in run(["dvc", "repro"], root, env)
+    assert "up to date" in run_ok(["dvc", "status", "dvc.yaml"], root, env)
+    assert "Data and pipelines are up to date" in run_ok(["dvc", "repro"], root, env)
 
 
 def test_metrics_diff_and_exp_show(repo):
     root, env = repo
-    diff = run(["dvc", "metrics", "diff", "--json"], root, env)
+    diff = run_ok(["dvc", "metrics", "diff", "--json"], root, env)
     changed = json.loads(diff)
     assert changed["metrics/evaluate.json"]["k"]["new"] == 50
     # The sample metrics compare between experiments too: the default run's (committed) against the tiny one's.
@@ -216,7 +163,7 @@ def test_metrics_diff_and_exp_show(repo):
     assert {"prior.frechet", "gmm.frechet", "prior.confident"} <= set(changed["metrics/generate.json"])
     assert changed["metrics/style.json"]["class_conditional.n"] == {"old": 10000, "new": 1000, "diff": -9000}
     assert "class_conditional.read_as_intended" in changed["metrics/style.json"]
-    assert "tiny" in run(["dvc", "exp", "show", "--no-pager", "--csv"], root, env)
+    assert "tiny" in run_ok(["dvc", "exp", "show", "--no-pager", "--csv"], root, env)
 
 
 @pytest.mark.parametrize("typo, line_after", [("latnet_dim: 16", "latent_dim:"), ("  epoch: 5", "  epochs:")])
@@ -224,7 +171,7 @@ def test_params_typo_fails_an_up_to_date_repro(repo, typo, line_after):
     root, env = repo
     params = root / "params.yaml"
     valid = params.read_text()
-    assert "Data and pipelines are up to date" in run(["dvc", "repro"], root, env)
+    assert "Data and pipelines are up to date" in run_ok(["dvc", "repro"], root, env)
     lines = valid.splitlines(keepends=True)
     at = next(i for i, line in enumerate(lines) if line.startswith(line_after)) + 1
     params.write_text("".join(lines[:at] + [typo + "\n"] + lines[at:]))
@@ -235,11 +182,11 @@ def test_params_typo_fails_an_up_to_date_repro(repo, typo, line_after):
     key = "latnet_dim" if "latnet" in typo else "train.epoch"
     assert result.returncode != 0
     assert f"error: params.yaml: `{key}` is not a known parameter; did you mean" in result.stderr
-    assert "Data and pipelines are up to date" in run(["dvc", "repro"], root, env)
+    assert "Data and pipelines are up to date" in run_ok(["dvc", "repro"], root, env)
 
 
 def plots_page(root: Path, env: dict) -> str:
-    run(["dvc", "plots", "show", "--out", "plots_html"], root, env)
+    run_ok(["dvc", "plots", "show", "--out", "plots_html"], root, env)
     return (root / "plots_html/index.html").read_text()
 
 

@@ -106,6 +106,18 @@ class TrainParams:
 
 
 @dataclass(frozen=True)
+class TrainStageParams(TrainParams):
+    """params.yaml's `train`: the model's training settings, and how many processes the train stage runs on."""
+
+    nproc: int  # torchrun processes (vaepipe.launch, vaepipe.distributed), each computing a share of every batch
+
+    def validate(self, prefix: str) -> None:
+        super().validate(prefix)
+        _require(f"{prefix}.nproc", 1 <= self.nproc <= self.batch_size,
+                 f"must be >= 1 and at most {prefix}.batch_size (a process computes at least one image of a batch)")
+
+
+@dataclass(frozen=True)
 class EvaluateParams:
     k: int
     test_subset: int
@@ -193,12 +205,15 @@ class StyleParams:
             _require(f"{prefix}.{key}", 0 < getattr(self, key) <= per_class,
                      f"must be > 0 and at most style.n_judged / {CLASSES} ({per_class}): the figures show judged images")
 
-    def train_params(self, train: TrainParams) -> TrainParams:
+    def train_params(self, train: TrainStageParams) -> TrainParams:
         """The conditional model's training settings: `train`'s, with this model's size and epochs."""
         # Only the keys not set here are read from `train` (the style stage's dvc.yaml params list them);
         # prior_components is unused by a normal prior.
-        return dataclasses.replace(train, arch="mlp", hidden=self.hidden, prior="normal", prior_components=1,
-                                   objective="elbo", samples=1, epochs=self.epochs)
+        own = {"arch": "mlp", "hidden": self.hidden, "prior": "normal", "prior_components": 1, "objective": "elbo",
+               "samples": 1, "epochs": self.epochs}
+        # A TrainParams: the conditional model trains in one process, whatever `train.nproc` says.
+        shared = {f.name: getattr(train, f.name) for f in dataclasses.fields(TrainParams) if f.name not in own}
+        return TrainParams(**shared, **own)
 
 
 @dataclass(frozen=True)
@@ -273,7 +288,7 @@ class Params:
     seed: int
     latent_dim: int
     device: str
-    train: TrainParams
+    train: TrainStageParams
     evaluate: EvaluateParams
     judge: JudgeParams
     generate: GenerateParams

@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from vaepipe.checkpoint import Checkpoint
 from vaepipe.data import train_val_indices
+from vaepipe.distributed import World
 from vaepipe.errors import PipelineError
 from vaepipe.gradients import ELBOGradient
 from vaepipe.model import VAE
@@ -111,15 +112,16 @@ class Trainer:
     """Adam on the negative ELBO (or the IWAE bound), one epoch at a time, with the whole training set on
     the device, its matrix multiplies in `params.precision` (float32 weights and Adam state either way).
     The gradient is the hand-written one (vaepipe.gradients) where it applies, autograd's otherwise; `hand_written=False` forces autograd (the parity test compares the two). A conditional model
-    trains on the images' `train_labels` [N] (on the device too).
+    trains on the images' `train_labels` [N] (on the device too). In a `world` of several processes, each computes
+    its share of every batch and the gradients are summed (vaepipe.distributed).
 
     A step does no per-sample Python work, allocates its batch and noise in place and never waits for
     the device: each step's (loss, recon, kl) is kept on the device and read once per epoch.
     """
 
     def __init__(self, model: VAE, train_x: torch.Tensor, params: TrainParams, seed: int,
-                 hand_written: bool | None = None, train_labels: torch.Tensor | None = None):
-        self.model, self.train_x, self.params, self.train_labels = model, train_x, params, train_labels
+                 hand_written: bool | None = None, train_labels: torch.Tensor | None = None, world: World = World()):
+        self.model, self.train_x, self.params, self.train_labels, self.world = model, train_x, params, train_labels, world
         device = train_x.device
         self.gen = generator(device, seed)
         # Adam is elementwise, so one flat tensor gives the same updates as per-layer tensors, in one
@@ -132,6 +134,15 @@ class Trainer:
         self.elbo_gradient = ELBOGradient(model, self.dtype) if hand_written else None
         self.steps_per_epoch = math.ceil(len(train_x) / params.batch_size)
         batch = min(params.batch_size, len(train_x))
+        # Images in each step's batch, and this process's share of them (the last batch may be smaller).
+        sizes = [batch] * (self.steps_per_epoch - 1) + [len(train_x) - batch * (self.steps_per_epoch - 1)]
+        shares = [len(range(n)[world.share(n)]) for n in sizes]
+        if min(shares) == 0:
+            raise TrainingError(f"`train.nproc` is {world.size}, more than the {sizes[-1]} image(s) of an epoch's last "
+                                "batch (a process computes at least one); change `train.batch_size` or `train.train_subset`")
+        self.batch_sizes, self.share_sizes = (torch.tensor(s, dtype=torch.float32, device=device)[:, None]
+                                              for s in (sizes, shares))
+        world.broadcast(self.flat_params)  # every process starts from process 0's weights, as DDP does
         self.batch = torch.empty(batch, train_x.shape[1], device=device)
         self.uniform = torch.empty_like(self.batch)
         # The hand-written path takes one sample an image; autograd's takes [samples, batch, latent_dim].
@@ -157,6 +168,7 @@ class Trainer:
         self.epoch += 1
         self.model.train()
         size, n = self.params.batch_size, len(self.train_x)
+        # Per step, this process's mean (loss, recon, kl) over its share of the batch.
         step_losses = torch.empty(self.steps_per_epoch, 3, device=self.train_x.device)
         order = torch.randperm(n, generator=self.gen, device=self.train_x.device)
         first_step = (self.epoch - 1) * self.steps_per_epoch
@@ -170,13 +182,17 @@ class Trainer:
             beta = self.beta_at(first_step + step)
             self.optimizer.param_groups[0]["lr"] = self.lr_at(first_step + step)
             labels = None if self.train_labels is None else self.train_labels[index]
+            # This process's rows of the batch; all of them when it is alone.
+            share = self.world.share(len(index))
+            x, noise, labels = x[share], noise[..., share, :], None if labels is None else labels[share]
             step_losses[step] = (self.elbo_gradient(x, noise, beta, labels) if self.elbo_gradient
                                  else self._autograd_step(x, noise, beta, labels))
+            if self.world.size > 1:  # the share's mean gradient, weighted into the whole batch's
+                self.world.sum(self.flat_params.grad.mul_(len(x) / len(index)))
             fused_adam_step(self.optimizer)
-        self._check_finite(step_losses)
-        sizes = torch.full((self.steps_per_epoch, 1), float(size), device=step_losses.device)
-        sizes[-1] = n - size * (self.steps_per_epoch - 1)
-        _, recon, kl = ((step_losses * sizes).sum(0) / n).tolist()
+        step_sums = self.world.sum(step_losses * self.share_sizes)
+        self._check_finite(step_sums / self.batch_sizes)
+        _, recon, kl = (step_sums.sum(0) / n).tolist()
         # Weighted by the final beta, not the warm-up's, so epochs compare with each other and with validation.
         return EpochStats(neg_elbo=recon + self.params.beta * kl, recon=recon, kl=kl)
 
@@ -220,7 +236,7 @@ class Trainer:
 
 def train(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor, params: TrainParams, seed: int,
           on_epoch_end: Callable[[int, EpochStats, EpochStats], None], checkpoint: Checkpoint | None = None,
-          labels: tuple[torch.Tensor, torch.Tensor] | None = None) -> int:
+          labels: tuple[torch.Tensor, torch.Tensor] | None = None, world: World = World()) -> int:
     """Fit `model` in place and return the epoch whose weights it ends with. `train_x` holds grey levels;
     `val_x` the validation targets (already binarised if training is). Calls `on_epoch_end(epoch,
     train_stats, val_stats)` for every epoch, in order. A conditional model takes `labels`: those of the
@@ -232,9 +248,12 @@ def train(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor, params: TrainP
     With a `checkpoint`, the state is saved after every epoch, and a usable saved state is resumed from:
     the finished epochs are replayed to `on_epoch_end` from the checkpoint, then training continues
     exactly as an uninterrupted run would.
+
+    In a `world` of several processes (torchrun), every process calls this with the same arguments and ends
+    with the same weights; only the main one reports progress and writes the checkpoint.
     """
     train_labels, val_labels = labels or (None, None)
-    trainer = Trainer(model, train_x, params, seed, train_labels=train_labels)
+    trainer = Trainer(model, train_x, params, seed, train_labels=train_labels, world=world)
     history: list = []  # per finished epoch: (train stats, validation stats) as dicts, JSON in the checkpoint
     best_params, best = trainer.flat_params.detach().clone(), {"epoch": 0, "val_neg_elbo": math.inf}
     saved = checkpoint.load() if checkpoint else None
@@ -243,15 +262,17 @@ def train(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor, params: TrainP
         trainer.load_state_dict(tensors, meta)
         best_params.copy_(tensors["best_parameters"])
         history, best = meta["history"], meta["best"]
-        print(f"resuming from {checkpoint.path} after epoch {trainer.epoch} of {params.epochs}")
+        if world.is_main:
+            print(f"resuming from {checkpoint.path} after epoch {trainer.epoch} of {params.epochs}")
     for epoch, (train_stats, val_stats) in enumerate(history, start=1):
         on_epoch_end(epoch, EpochStats(**train_stats), EpochStats(**val_stats))
     bar = tqdm(range(trainer.epoch + 1, params.epochs + 1), desc="train", unit="epoch",
-               initial=trainer.epoch, total=params.epochs)
+               initial=trainer.epoch, total=params.epochs, disable=not world.is_main)
     for epoch in bar:
         if params.patience and trainer.epoch - best["epoch"] >= params.patience:
-            print(f"stopping after epoch {trainer.epoch}: no better validation -ELBO in {params.patience} epochs "
-                  f"since epoch {best['epoch']}")
+            if world.is_main:
+                print(f"stopping after epoch {trainer.epoch}: no better validation -ELBO in {params.patience} "
+                      f"epochs since epoch {best['epoch']}")
             break
         train_stats = trainer.run_epoch()
         val_stats = validation_stats(model, val_x, params.beta, seed, val_labels)
@@ -259,11 +280,12 @@ def train(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor, params: TrainP
             best = {"epoch": epoch, "val_neg_elbo": val_stats.neg_elbo}
             best_params.copy_(trainer.flat_params)
         history.append((vars(train_stats), vars(val_stats)))
-        if checkpoint:
+        if checkpoint and world.is_main:
             tensors, meta = trainer.state_dict()
             checkpoint.save({**tensors, "best_parameters": best_params}, {**meta, "history": history, "best": best})
         bar.set_postfix(train=f"{train_stats.neg_elbo:.2f}", val=f"{val_stats.neg_elbo:.2f}")
         on_epoch_end(epoch, train_stats, val_stats)
+    world.require_same(trainer.flat_params, "the trained model")
     if params.keep == "last" or best["epoch"] == 0:  # 0: no finite validation -ELBO to choose by
         return trainer.epoch
     with torch.no_grad():
