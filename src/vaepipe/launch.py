@@ -25,7 +25,7 @@ from vaepipe.params import load_params
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m vaepipe.launch", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--nproc-per-node", required=True, help="processes (the train stage passes train.nproc)")
+    parser.add_argument("--nproc-per-node", type=int, required=True, help="processes (the train stage passes train.nproc)")
     parser.add_argument("script", help="the stage script, e.g. stages/train.py")
     parser.add_argument("script_args", nargs=argparse.REMAINDER, help="its arguments")
     return parser.parse_args(argv)
@@ -47,12 +47,12 @@ def launch(nproc: int, script: str, *script_args: str) -> None:
     others_to_files = ",".join(f"{rank}:3" for rank in range(1, nproc))
     args = torchrun.parse_args(["--standalone", f"--nproc-per-node={nproc}", f"--redirects={others_to_files}",
                                 f"--log-dir={log_dir}", script, *script_args])
+    keep_logs = False
     try:
         torchrun.run(args)
     except ChildFailedError as exc:
-        if 0 in exc.failures:  # its error is on the terminal already
-            shutil.rmtree(log_dir)
-        else:
+        if 0 not in exc.failures:  # else its error is on the terminal already
+            keep_logs = True
             rank = min(exc.failures)
             (stderr,) = log_dir.glob(f"*/attempt_*/{rank}/stderr.log")
             last = (stderr.read_text().strip().splitlines() or ["(nothing on stderr)"])[-1]
@@ -60,19 +60,17 @@ def launch(nproc: int, script: str, *script_args: str) -> None:
                   file=sys.stderr)
         code = exc.failures[min(exc.failures)].exitcode
         sys.exit(code if code > 0 else 1)  # < 0: killed by a signal
-    shutil.rmtree(log_dir)
+    finally:
+        if not keep_logs:
+            shutil.rmtree(log_dir, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     load_params()  # a bad params.yaml fails here, once, rather than in every process
-    try:
-        nproc = int(args.nproc_per_node)
-    except ValueError:
-        nproc = 0
-    if nproc < 1:
-        raise PipelineError(f"--nproc-per-node must be a whole number >= 1, got {args.nproc_per_node!r}")
-    launch(nproc, args.script, *args.script_args)
+    if args.nproc_per_node < 1:
+        raise PipelineError(f"--nproc-per-node must be >= 1, got {args.nproc_per_node}")
+    launch(args.nproc_per_node, args.script, *args.script_args)
 
 
 if __name__ == "__main__":
