@@ -4,6 +4,11 @@ compute the one-process gradient, and end as replicas of one model. Two real glo
 from __future__ import annotations
 
 import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -114,3 +119,61 @@ def test_shares_cover_a_batch_once_in_order():
             shares = [World(rank, size).share(n) for rank in range(size)]
             assert [i for s in shares for i in range(n)[s]] == list(range(n))
             assert max(s.stop - s.start for s in shares) - min(s.stop - s.start for s in shares) <= 1
+
+
+FAILING_SCRIPT = """
+import os
+from vaepipe.cli import run_stage
+from vaepipe.errors import PipelineError
+
+def main():
+    if os.environ["RANK"] in os.environ["FAILING_RANKS"].split(","):
+        raise PipelineError(f"process {os.environ['RANK']} found no space left on its disk")
+    print("process", os.environ["RANK"], "done")
+
+run_stage(main)
+"""
+
+
+def launched(tmp_path, nproc, failing: str) -> subprocess.CompletedProcess:
+    """`python -m vaepipe.launch` of a script that fails in the processes `failing` names, in a folder with
+    this checkout's params.yaml; torchrun's temporary files go under tmp_path/tmp."""
+    (tmp_path / "script.py").write_text(FAILING_SCRIPT)
+    shutil.copy(REPO_ROOT / "params.yaml", tmp_path)
+    (tmp_path / "tmp").mkdir()
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT / "src"), FAILING_RANKS=failing, TMPDIR=str(tmp_path / "tmp"))
+    return subprocess.run([sys.executable, "-m", "vaepipe.launch", "--nproc-per-node", str(nproc), "script.py"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+
+
+def error_lines(ran: subprocess.CompletedProcess) -> list[str]:
+    return [line for line in ran.stderr.splitlines() if line.strip()]
+
+
+def test_the_launcher_shows_process_0_and_leaves_no_files(tmp_path):
+    ran = launched(tmp_path, 2, failing="")
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.splitlines() == ["process 0 done"]  # process 1's output went to a file, since removed
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_a_failing_process_other_than_0_is_one_line_naming_it(tmp_path):
+    ran = launched(tmp_path, 2, failing="1")
+    assert ran.returncode == 2  # the failed process's own exit code: a PipelineError's
+    (line,) = error_lines(ran)
+    assert line.startswith("error: process 1 of 2: process 1 found no space left on its disk (its output: ")
+    log_dir = line.removeprefix(line.split("(its output: ")[0] + "(its output: ").removesuffix(")")
+    assert "found no space left" in Path(log_dir, "stderr.log").read_text()  # kept, for the whole story
+
+
+def test_a_failing_process_0_is_its_own_one_line(tmp_path):
+    ran = launched(tmp_path, 2, failing="0,1")
+    assert ran.returncode == 2  # the failed process's own exit code: a PipelineError's
+    assert error_lines(ran) == ["error: process 0 found no space left on its disk"]
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_the_launcher_refuses_no_processes(tmp_path):
+    ran = launched(tmp_path, 0, failing="")
+    assert ran.returncode != 0
+    assert error_lines(ran) == ["error: --nproc-per-node must be >= 1, got 0"]

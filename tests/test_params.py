@@ -65,6 +65,8 @@ def test_wrong_type(raw, key, value, fragment):
     ("train", "lr", -1e-3, "must be > 0"),
     ("train", "epochs", 0, "must be > 0"),
     ("train", "batch_size", -5, "must be > 0"),
+    ("train", "nproc", 0, "must be >= 1 and at most train.batch_size (a process computes at least one image of a batch)"),
+    ("train", "nproc", 129, "must be >= 1 and at most train.batch_size (a process computes at least one image of a batch)"),
     ("train", "beta", -0.1, "must be >= 0"),
     ("train", "kl_warmup", 1.5, "must be between 0 and 1"),
     ("train", "kl_warmup", -0.1, "must be between 0 and 1"),
