@@ -1,9 +1,11 @@
 """Kill the train stage with SIGKILL at chosen moments, re-run it, and get the bytes of an uninterrupted run."""
 
+import os
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -180,3 +182,46 @@ def test_unreadable_checkpoint_is_not_used(reference, mnist_raw, tmp_path):
     checkpoint.write_bytes(checkpoint.read_bytes()[:1000])  # as if the disk had lost its end
     assert starts_fresh(run_train(workdir), "is unreadable")
     assert outputs(workdir) == reference
+
+
+def processes_in(workdir: Path) -> list[int]:
+    """Processes whose working folder is `workdir` (Linux /proc)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and (proc / "cwd").resolve() == workdir.resolve():
+                found.append(int(proc.name))
+        except OSError:  # gone meanwhile, or not ours
+            pass
+    return found
+
+
+def test_two_processes_killed_with_their_launcher_resume_to_the_same_bytes(mnist_raw, tmp_path):
+    """`kill -9` of the stage (the launcher, torchrun's agent) takes its training processes with it; the re-run
+    resumes from the last whole epoch and ends as an uninterrupted 2-process run does."""
+    epochs = 12  # long enough to be killed mid-run
+    launch = [sys.executable, "-m", "vaepipe.launch", "--nproc-per-node", "2", str(TRAIN_SCRIPT)]
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "src")}
+    workdirs = [make_workdir(tmp_path / name, mnist_raw, nproc=2) for name in ("uninterrupted", "killed")]
+    for workdir in workdirs:
+        params = yaml.safe_load((workdir / "params.yaml").read_text())
+        params["train"]["epochs"] = epochs
+        (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+    uninterrupted, killed = workdirs
+    done = subprocess.run(launch, cwd=uninterrupted, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+
+    with subprocess.Popen(launch, cwd=killed, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as stage:
+        while not (killed / CHECKPOINT).exists():
+            assert stage.poll() is None, "the run ended before its first checkpoint"
+            time.sleep(0.02)
+        stage.kill()
+    deadline = time.monotonic() + 10
+    while processes_in(killed):
+        assert time.monotonic() < deadline, f"processes {processes_in(killed)} outlived their launcher"
+        time.sleep(0.1)
+    resumed = subprocess.run(launch, cwd=killed, env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming from checkpoints/train/state.safetensors after epoch " in resumed.stdout
+    assert f"after epoch {epochs} of" not in resumed.stdout
+    assert outputs(killed) == outputs(uninterrupted)
