@@ -8,9 +8,10 @@ mass under N(0, 1). The decoder runs the batches in reverse order and undoes eac
 A batch then costs -log p(x|z) - log P(z) + log Q(z|x) bits on average: the -ELBO of the discretised
 latents. The stack starts from seeded random words, the bits the first batch's posterior decode takes.
 
-A compressed file (`pack` / `unpack`) is: MAGIC, a JSON header (format version, the model's sha256,
-the coder's settings, the image count and shape), the coder's words, and the sha256 of all of that, so
-a truncated or altered file, or one made with another model, is refused before anything is decoded.
+A compressed file (`pack` / `unpack`) is: MAGIC, a JSON header (format version, the mode, the model's
+sha256, the coder's settings, the image count and shape), the coder's words, and the sha256 of all of
+that, so a truncated or altered file, or one made with another model, is refused before anything is
+decoded. The lossy codec (vaepipe.lossy_compression) writes the same container with `mode: lossy`.
 
 Encoder and decoder must compute bit-identical probabilities: both run the networks on the same
 batches (same shapes, same order within a batch) in float32 on the CPU, and the bin tables in float64.
@@ -38,6 +39,7 @@ from vaepipe.params import MAX_LATENT_PRECISION
 
 MAGIC = b"VAEBBANS"
 FORMAT_VERSION = 1
+MODE = "lossless"
 DIGEST_BYTES = 32  # sha256
 INITIAL_WORDS_SEED = 20190501  # any fixed seed: the decoder regenerates the same words to check the end state
 WORD_BITS = 32
@@ -167,36 +169,57 @@ def encode_file(images: torch.Tensor, model: VAE, model_sha256: str, precision: 
     """A compressed file of binary images [N, 784] (uint8 0/1): the header says what the decoder needs
     (the model's sha256, the coder's settings, the count and the images' checksum) and `extra_header`."""
     coder = BitsBackCoder(model, precision, batch_size)
-    header = {"model_sha256": model_sha256, "latent_precision": precision, "batch_size": batch_size,
+    header = {"mode": MODE, "model_sha256": model_sha256, "latent_precision": precision, "batch_size": batch_size,
               "n_images": len(images), "image_shape": [IMAGE_SIDE, IMAGE_SIDE],
               "initial_bits": coder.initial_bits(), "images_sha256": images_sha256(images), **extra_header}
     return pack(coder.encode(images), header)
 
 
+def check_common_header(header: dict, compressed_bits: int, source: str) -> None:
+    """A DataError naming the first field of those every mode has that a decoder cannot trust (a crafted file
+    can carry any JSON)."""
+    count = header.get("n_images")
+    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 2 ** 31:
+        raise DataError(f"{source}: header field `n_images` is {count!r}; expected an integer in [1, {2 ** 31}]")
+    if not isinstance(header.get("model_sha256"), str):
+        raise DataError(f"{source}: header field `model_sha256` is missing")
+    if count > compressed_bits:  # no image codes in less than a bit: a crafted count
+        raise DataError(f"{source}: the header claims {count} images in {compressed_bits} bits")
+    if header.get("image_shape") != [IMAGE_SIDE, IMAGE_SIDE]:
+        raise DataError(f"{source}: images of shape {header.get('image_shape')}; this version codes 28x28 images")
+
+
+def check_model(header: dict, source: str, model_path: str, model_sha256: str) -> None:
+    """A DataError unless the file was made with the model at model_path."""
+    if header["model_sha256"] != model_sha256:
+        raise DataError(f"{source} was compressed with another model (sha256 {header['model_sha256'][:12]}...) than "
+                        f"{model_path} (sha256 {model_sha256[:12]}...); decompress it with the model that compressed it")
+
+
+def file_mode(header: dict) -> str:
+    """`lossless` or `lossy` (vaepipe.lossy_compression); files from before lossy coding carry no mode."""
+    return header.get("mode", MODE)
+
+
 def _check_header(header: dict, compressed_bits: int, source: str) -> None:
-    """A DataError naming the first field a decoder cannot trust (a crafted file can carry any JSON)."""
-    limits = {"latent_precision": (1, MAX_LATENT_PRECISION), "batch_size": (1, MAX_BATCH), "n_images": (1, 2 ** 31)}
+    check_common_header(header, compressed_bits, source)
+    limits = {"latent_precision": (1, MAX_LATENT_PRECISION), "batch_size": (1, MAX_BATCH)}
     for field, (low, high) in limits.items():
         value = header.get(field)
         if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
             raise DataError(f"{source}: header field `{field}` is {value!r}; expected an integer in [{low}, {high}]")
-    for field in ("model_sha256", "images_sha256"):
-        if not isinstance(header.get(field), str):
-            raise DataError(f"{source}: header field `{field}` is missing")
-    if header["n_images"] > compressed_bits:  # no image codes in less than a bit: a crafted count
-        raise DataError(f"{source}: the header claims {header['n_images']} images in {compressed_bits} bits")
-    if header.get("image_shape") != [IMAGE_SIDE, IMAGE_SIDE]:
-        raise DataError(f"{source}: images of shape {header.get('image_shape')}; this version codes 28x28 images")
+    if not isinstance(header.get("images_sha256"), str):
+        raise DataError(f"{source}: header field `images_sha256` is missing")
 
 
 def decode_file(data: bytes, source: str, model: VAE, model_path: str, model_sha256: str) -> tuple[dict, torch.Tensor]:
     """The header and binary images [N, 784] (uint8 0/1) of a compressed file; a one-line DataError when
     the file is damaged, was made with another model, or does not decode to the images it was made from."""
     header, words = unpack(data, source)
+    if file_mode(header) != MODE:
+        raise DataError(f"{source}: a {file_mode(header)} file, not a lossless one")
     _check_header(header, len(words) * WORD_BITS, source)
-    if header["model_sha256"] != model_sha256:
-        raise DataError(f"{source} was compressed with another model (sha256 {header['model_sha256'][:12]}...) than "
-                        f"{model_path} (sha256 {model_sha256[:12]}...); decompress it with the model that compressed it")
+    check_model(header, source, model_path, model_sha256)
     coder = BitsBackCoder(model, header["latent_precision"], header["batch_size"])
     try:
         images = coder.decode(words, header["n_images"])
