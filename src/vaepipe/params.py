@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from vaepipe.errors import ParamsError
+from vaepipe.errors import ParamsError, PipelineError
 
 DATASETS = ("mnist", "fashion-mnist")
 ARCHS = ("mlp", "conv")
@@ -355,6 +355,39 @@ class BestStudyParams:
                      "is not a name of lowercase letters, digits and hyphens")
             for override in overrides:
                 _require(f"candidates.{name}", "=" in override, f"has {override!r}, not an override key=value")
+
+
+@dataclass(frozen=True)
+class RateDistortionParams:
+    """studies/ratedistortion/params.yaml: the rate-distortion study's models (params.yaml's, each with another
+    `train.beta`), the steps each is evaluated at, and the classical codecs' settings."""
+
+    betas: tuple[float, ...]
+    steps: tuple[float, ...]
+    entropy_model: str
+    pca_components: int
+    pca_steps: tuple[float, ...]
+    jpeg_qualities: tuple[int, ...]
+    webp_qualities: tuple[int, ...]
+
+    def validate(self) -> None:
+        _require("betas", len(self.betas) > 0 and all(beta > 0 for beta in self.betas), "must be a list of numbers > 0")
+        _require("steps", len(self.steps) > 0 and all(1e-3 <= step <= 8 for step in self.steps),
+                 "must be a list of steps in [0.001, 8]")
+        _require_one_of("entropy_model", self.entropy_model, ("auto", "prior", "fitted"))
+        _require("pca_components", 1 <= self.pca_components <= 784, "must be between 1 and 784")
+        _require("pca_steps", len(self.pca_steps) > 0 and all(step > 0 for step in self.pca_steps),
+                 "must be a list of numbers > 0")
+        for key in ("jpeg_qualities", "webp_qualities"):
+            _require(key, len(getattr(self, key)) > 0 and all(0 <= q <= 100 for q in getattr(self, key)),
+                     "must be a list of qualities from 0 to 100")
+
+    def beta_named(self, argv: list[str], script: str) -> tuple[str, float]:
+        """A study script's BETA argument (one of `betas`, as file names write it: 0.5, 1, 2) and its value."""
+        betas = {f"{beta:g}": beta for beta in self.betas}
+        if len(argv) != 2 or argv[1] not in betas:
+            raise PipelineError(f"usage: {script} BETA, one of {', '.join(betas)} (got {' '.join(argv[1:]) or 'nothing'})")
+        return argv[1], betas[argv[1]]
 
 
 def with_overrides(raw: dict, overrides: Iterable[str]) -> dict:

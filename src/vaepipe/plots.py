@@ -112,3 +112,24 @@ def histograms(panels: dict[tuple[str, str], dict[str, np.ndarray]], title: str,
     fig.suptitle(title)
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def rate_distortion_curves(points, path: str | Path) -> None:
+    """Accuracy and PSNR against bytes an image (log scale), a line per codec, from a table of points with columns
+    codec, bytes_per_image, accuracy, psnr_db (pandas)."""
+    fig, axes = plt.subplots(1, 2, figsize=(14, 5.5))
+    for codec, rows in points.groupby("codec", sort=True):
+        rows = rows.sort_values("bytes_per_image")
+        style = {"marker": "o", "markersize": 3, "linewidth": 1.2 if codec.startswith("vae") else 2}
+        for ax, column in zip(axes, ("accuracy", "psnr_db")):
+            ax.plot(rows["bytes_per_image"], rows[column], label=codec, **style)
+    for ax, label in zip(axes, ("judge's accuracy on the decoded test images", "PSNR (dB)")):
+        ax.set_xscale("log")
+        ax.set_xlabel("bytes per image (whole files, headers included)")
+        ax.set_ylabel(label)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylim(0.6, 1.0)
+    axes[0].legend(loc="lower right", fontsize=8)
+    fig.suptitle("Lossy codecs on the 10,000 MNIST test digits")
+    fig.tight_layout()
+    save_figure(fig, path)
