@@ -166,7 +166,7 @@ def test_force_overwrites_and_decompress_needs_a_name_without_vbb(work_dir, digi
     assert run_command(capsys, compress, work_dir / "digits.npy")[0] == 0
     shutil.copy(work_dir / "digits.npy.vbb", work_dir / "digits.bin")
     code, _, err = run_command(capsys, decompress, work_dir / "digits.bin")
-    assert code == EXIT_USER_ERROR and err == [f"error: {work_dir / 'digits.bin'} does not end in .vbb; name the output with -o"]
+    assert code == EXIT_USER_ERROR and err == [f"error: {work_dir / 'digits.bin'} does not end in .vbb or .vlc; name the output with -o"]
     code, _, err = run_command(capsys, decompress, work_dir / "digits.npy.vbb")
     assert code == EXIT_USER_ERROR and err == [f"error: {work_dir / 'digits.npy'} exists; pass --force to overwrite it"]
     original = (work_dir / "digits.npy").read_bytes()
