@@ -85,6 +85,7 @@ TINY = {
     "cluster.umap_epochs": 5,
     "cluster.gmm_inits": 1,
     "compress.test_subset": 200,
+    "lossy.test_subset": 200,
     "anomaly.k": 2,
     "anomaly.n_fit": 300,
     "anomaly.n_val": 100,
@@ -109,7 +110,8 @@ def torch_state_kept():
         torch.set_rng_state(rng)
 
 
-STAGES_IN_ORDER = ("train", "evaluate", "judge", "cluster", "generate", "style", "downstream", "compress", "corrupt", "anomaly")
+STAGES_IN_ORDER = ("train", "evaluate", "judge", "cluster", "generate", "style", "downstream", "compress", "lossy",
+                   "corrupt", "anomaly")
 
 
 def every_stage_run(tmp_path_factory, mnist_raw: Path, fashion_raw: Path, name: str, overrides: dict) -> Path:
@@ -176,6 +178,7 @@ PIPELINE_TINY = {
     "anomaly.test_subset": 1000,
     "cluster.umap_epochs": 10,
     "compress.test_subset": 1000,
+    "lossy.test_subset": 1000,
     "judge.epochs": 1,
     "judge.train_subset": 5000,
     "generate.n_judged": 1000,

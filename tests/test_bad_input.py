@@ -341,6 +341,8 @@ def test_label_budgets_below_one_per_class_or_repeated(refused, budgets):
                "has only 59780")),
     ("compress", {"compress.test_subset": 10001},
      re.escape("`compress.test_subset` is 10001, but the test set has only 10000")),
+    ("lossy", {"lossy.test_subset": 10001},
+     re.escape("`lossy.test_subset` is 10001, but the test set has only 10000")),
     ("corrupt", {"anomaly.n_val": 201},
      re.escape("`anomaly.n_val` is 201, but the validation split has only 200")),
     ("corrupt", {"anomaly.test_subset": 10001},
@@ -356,7 +358,7 @@ def test_label_budgets_below_one_per_class_or_repeated(refused, budgets):
     ("style", {"train.train_subset": 60000},
      re.escape("`train.train_subset` is 60000, but the training split (after validation) has only 59800")),
 ], ids=["label-budget-above-a-class", "train-subset", "test-subset", "reconstructions", "interpolations",
-        "unlabelled", "compress-test-subset", "anomaly-n-val", "anomaly-test-subset", "anomaly-n-fit",
+        "unlabelled", "compress-test-subset", "lossy-test-subset", "anomaly-n-val", "anomaly-test-subset", "anomaly-n-fit",
         "judge-train-subset", "judge-val-size", "style-n-judged", "style-train-subset"])
 def test_params_that_do_not_fit_the_data(refused, stage, changes, message):
     edit_params(changes)

@@ -73,6 +73,15 @@ def test_metrics_are_complete_and_sane(repo):
     # ... which, even for a 2-epoch model, beats PNG files of the images one by one.
     assert compress["total_bpp"] < baselines["png_per_image_files"]
 
+    lossy = json.loads((root / "metrics/lossy.json").read_text())
+    assert lossy["n_images"] == 1000 and [point["setting"] for point in lossy["steps"]] == [0.75, 1.0]
+    for point, step in zip(lossy["steps"], (0.75, 1.0)):
+        file_bytes = (root / f"data/compressed/lossy/test-step{step:g}.vlc").stat().st_size
+        assert point["bytes_per_image"] == file_bytes / 1000 > point["payload_bytes_per_image"] > 0
+        # A 2-D latent code in a byte or two, read as the right digit about half the time (chance: 0.1).
+        assert 0.3 < point["accuracy"] <= lossy["judge_accuracy_on_originals"] and 10 < point["psnr_db"] < 30
+    assert lossy["steps"][0]["bytes_per_image"] > lossy["steps"][1]["bytes_per_image"]
+
     anomaly = json.loads((root / "metrics/anomaly.json").read_text())
     assert anomaly["ood_dataset"] == "fashion-mnist"
     for task in [anomaly["ood"], *(anomaly["corruption"][name] for name in CORRUPTIONS), anomaly["corruption"]["mean"]]:
@@ -124,7 +133,7 @@ def test_figures_exist(repo):
                  "plots/generate/manifold.png", "plots/style/transfer.png", "plots/style/class_samples.png"):
         assert (root / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     for name in ("plots/anomaly/histograms.png", "plots/anomaly/extremes.png", "plots/anomaly/corruptions.png",
-                 "plots/cluster/central.png", "plots/cluster/centres.png"):
+                 "plots/cluster/central.png", "plots/cluster/centres.png", "plots/lossy/rates.png"):
         assert (root / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     roc_files = sorted(p.relative_to(root / "plots/anomaly/roc").as_posix()
                        for p in (root / "plots/anomaly/roc").rglob("*.csv"))

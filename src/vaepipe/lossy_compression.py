@@ -30,15 +30,14 @@ from vaepipe.compression import AnsCoder, WORD_BITS, check_common_header, check_
 from vaepipe.data import IMAGE_SIDE
 from vaepipe.errors import DataError, InputError
 from vaepipe.model import VAE
+from vaepipe.params import ENTROPY_MODELS, MAX_STEP, MIN_STEP
 
 MODE = "lossy"
 # Codes are clipped to |z| <= MAX_LATENT: the prior puts 1e-15 of its mass beyond, and a larger alphabet than needed
 # only costs the coder time.
 MAX_LATENT = 8.0
-MIN_STEP, MAX_STEP = 1e-3, MAX_LATENT
 QuantizedGaussian = constriction.stream.model.QuantizedGaussian
 BATCH = 1000  # images a network call, for both ends
-ENTROPY_MODELS = ("auto", "prior", "fitted")
 MIN_FITTED_STD = 1e-4  # a latent the encoder ignores has means of ~0 spread: its codes cost ~0 bits, not infinitely few
 
 

@@ -263,6 +263,28 @@ class CompressParams:
         _require(f"{prefix}.test_subset", self.test_subset >= 0, "must be >= 0 (0 = all images)")
 
 
+# The lossy codec's settings (vaepipe.lossy_compression): the range of its quantisation step, its entropy models.
+MIN_STEP, MAX_STEP = 1e-3, 8.0
+ENTROPY_MODELS = ("auto", "prior", "fitted")
+
+
+def _require_steps(key: str, steps: tuple[float, ...]) -> None:
+    _require(key, len(steps) > 0 and all(MIN_STEP <= step <= MAX_STEP for step in steps),
+             f"must be a list of quantisation steps in [{MIN_STEP:g}, {MAX_STEP:g}]")
+
+
+@dataclass(frozen=True)
+class LossyParams:
+    steps: tuple[float, ...]
+    entropy_model: str
+    test_subset: int
+
+    def validate(self, prefix: str) -> None:
+        _require_steps(f"{prefix}.steps", self.steps)
+        _require_one_of(f"{prefix}.entropy_model", self.entropy_model, ENTROPY_MODELS)
+        _require(f"{prefix}.test_subset", self.test_subset >= 0, "must be >= 0 (0 = all images)")
+
+
 @dataclass(frozen=True)
 class AnomalyParams:
     ood_dataset: str
@@ -296,6 +318,7 @@ class Params:
     downstream: DownstreamParams
     cluster: ClusterParams
     compress: CompressParams
+    lossy: LossyParams
     anomaly: AnomalyParams
 
     @property
@@ -372,9 +395,8 @@ class RateDistortionParams:
 
     def validate(self) -> None:
         _require("betas", len(self.betas) > 0 and all(beta > 0 for beta in self.betas), "must be a list of numbers > 0")
-        _require("steps", len(self.steps) > 0 and all(1e-3 <= step <= 8 for step in self.steps),
-                 "must be a list of steps in [0.001, 8]")
-        _require_one_of("entropy_model", self.entropy_model, ("auto", "prior", "fitted"))
+        _require_steps("steps", self.steps)
+        _require_one_of("entropy_model", self.entropy_model, ENTROPY_MODELS)
         _require("pca_components", 1 <= self.pca_components <= 784, "must be between 1 and 784")
         _require("pca_steps", len(self.pca_steps) > 0 and all(step > 0 for step in self.pca_steps),
                  "must be a list of numbers > 0")
