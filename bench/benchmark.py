@@ -6,6 +6,7 @@ against the hardware bound of each.
     python bench/benchmark.py --only nll            # the default configuration trained both ways, its test NLL
     python bench/benchmark.py --only eval --repeats 1 --eval-images 10000   # IS-NLL, full test set, k=5000
     python bench/benchmark.py --only compress       # bits-back coding speed with models/vae.safetensors
+    python bench/benchmark.py --only lossy          # the lossy codec's speed (the lossy stage's first step)
 
 Every measurement runs in its own child process (so each peak RSS is its own), and the repetitions
 interleave them (peaks, canonical, ours in fp32, ours in bf16, evaluation in both, then again), so a
@@ -44,6 +45,7 @@ sys.path.insert(0, str(REPO_ROOT / "src"))
 sys.path.insert(0, str(REPO_ROOT / "bench"))
 
 from vaepipe.artifacts import file_sha256  # noqa: E402
+from vaepipe import lossy_compression  # noqa: E402
 from vaepipe.compression import decode_file, encode_file  # noqa: E402
 from vaepipe.data import binarized_once, load_split  # noqa: E402
 from vaepipe.errors import PipelineError  # noqa: E402
@@ -197,6 +199,22 @@ def measure_compress(data_dir: Path, model_path: str, n_images: int) -> dict:
             "bits_per_pixel": 8 * len(data) / x.numel()}
 
 
+def measure_lossy(data_dir: Path, model_path: str, n_images: int) -> dict:
+    """The lossy codec on the grey test images at the lossy stage's first step, as the stage runs it (CPU): encode
+    (encoder, quantiser, ANS) and decode (ANS, decoder) of one file."""
+    make_deterministic(SEED)
+    images = load_split(data_dir, "test")[0][:n_images].reshape(-1, 784)
+    step, entropy_model = load_params(REPO_ROOT / "params.yaml").lossy.steps[0], "auto"
+    model, model_sha256 = load_model(model_path, torch.device("cpu")), file_sha256(model_path)
+    start = time.perf_counter()
+    data, _ = lossy_compression.encode_file(images, model, model_sha256, step, {}, entropy_model)
+    encode_s = time.perf_counter() - start
+    start = time.perf_counter()
+    lossy_compression.decode_file(data, "benchmark", model, model_path, model_sha256)
+    return {"images": len(images), "step": step, "encode_s": encode_s, "decode_s": time.perf_counter() - start,
+            "bytes_per_image": len(data) / len(images)}
+
+
 def worker(args: argparse.Namespace) -> None:
     device = select_device(args.device)
     data_dir = Path(args.data)
@@ -209,6 +227,8 @@ def worker(args: argparse.Namespace) -> None:
         result = measure_ours(data_dir, device, args.epochs, precision)
     elif name == "compress":
         result = measure_compress(data_dir, args.model, args.compress_images)
+    elif name == "lossy":
+        result = measure_lossy(data_dir, args.model, args.compress_images)
     elif name == "nll":
         result = measure_nll(data_dir, device, precision, args)
     else:
@@ -257,6 +277,14 @@ def summarise(runs: list[dict[str, dict]], nll: dict[str, dict], device: torch.d
                                "decode_images_per_s": n / median("compress", "decode_s"),
                                "bits_per_pixel": runs[0]["compress"]["bits_per_pixel"],
                                "peak_rss_mib": median("compress", "peak_rss_mib")}
+    if "lossy" in runs[0]:
+        n = runs[0]["lossy"]["images"]
+        summary["lossy"] = {"images": n, "step": runs[0]["lossy"]["step"],
+                            "encode_images_per_s": n / median("lossy", "encode_s"),
+                            "decode_images_per_s": n / median("lossy", "decode_s"),
+                            "both_images_per_s": n / (median("lossy", "encode_s") + median("lossy", "decode_s")),
+                            "bytes_per_image": runs[0]["lossy"]["bytes_per_image"],
+                            "peak_rss_mib": median("lossy", "peak_rss_mib")}
     if nll:
         # Per training precision: the seeds' mean test NLL with float32 passes, and what bf16 passes change.
         means = {p: {key: statistics.mean(r[key] for r in results) for key in ("fp32_eval_nll", "bf16_eval_nll")}
@@ -354,6 +382,13 @@ def markdown(summary: dict) -> str:
             f"| bits-back coding, {c['images']} test images ({c['bits_per_pixel']:.4f} bits/pixel): encode / decode "
             f"| {c['encode_images_per_s']:,.0f} / {c['decode_images_per_s']:,.0f} images/s | |",
         ]
+    if "lossy" in summary:
+        c = summary["lossy"]
+        lines += [
+            f"| lossy codec, {c['images']} grey test images at step {c['step']:g} ({c['bytes_per_image']:.2f} "
+            f"bytes/image): encode / decode / both | {c['encode_images_per_s']:,.0f} / {c['decode_images_per_s']:,.0f} "
+            f"/ {c['both_images_per_s']:,.0f} images/s | |",
+        ]
     if "nll" in summary:
         n = summary["nll"]
         stderr = n["train_precision_effect_stderr"]
@@ -367,10 +402,10 @@ def markdown(summary: dict) -> str:
     return "\n".join(lines)
 
 
-MEASUREMENTS = {None: ("canonical", "ours-fp32", "ours-bf16", "eval-fp32", "eval-bf16", "compress"),
+MEASUREMENTS = {None: ("canonical", "ours-fp32", "ours-bf16", "eval-fp32", "eval-bf16", "compress", "lossy"),
                 "train": ("canonical", "ours-fp32", "ours-bf16"), "eval": ("eval-fp32", "eval-bf16"),
-                "compress": ("compress",), "nll": ()}
-WORKERS = ("peak", "canonical", "compress", *(f"{name}-{p}" for name in ("ours", "eval", "nll") for p in PRECISIONS))
+                "compress": ("compress",), "lossy": ("lossy",), "nll": ()}
+WORKERS = ("peak", "canonical", "compress", "lossy", *(f"{name}-{p}" for name in ("ours", "eval", "nll") for p in PRECISIONS))
 
 
 def main() -> None:
@@ -391,7 +426,7 @@ def main() -> None:
     parser.add_argument("--nll-seeds", default="", help="NLL measurement: comma-separated seeds, each trained in "
                         f"both precisions (default: params.yaml's seed and the {NLL_SEEDS - 1} after it)")
     parser.add_argument("--nll-seed", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--only", choices=("train", "eval", "compress", "nll"), help="measure only this")
+    parser.add_argument("--only", choices=("train", "eval", "compress", "lossy", "nll"), help="measure only this")
     parser.add_argument("--out", help="also write the JSON here")
     parser.add_argument("--worker", choices=WORKERS, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -409,7 +444,7 @@ def main() -> None:
         sys.exit("error: --repeats, --epochs, --eval-images, --eval-k, --compress-images and --nll-k must be >= 1")
     if min(args.nll_epochs, args.nll_train_subset, args.nll_images) < 0:
         sys.exit("error: --nll-epochs, --nll-train-subset and --nll-images must be >= 0")
-    if args.only in (None, "compress") and not Path(args.model).is_file():
+    if args.only in (None, "compress", "lossy") and not Path(args.model).is_file():
         sys.exit(f"error: {args.model} is missing; run `dvc repro train` first (or leave compression out with --only)")
 
     runs = []

@@ -392,6 +392,7 @@ class RateDistortionParams:
     pca_steps: tuple[float, ...]
     jpeg_qualities: tuple[int, ...]
     webp_qualities: tuple[int, ...]
+    grid: dict[str, tuple[float, ...]]
 
     def validate(self) -> None:
         _require("betas", len(self.betas) > 0 and all(beta > 0 for beta in self.betas), "must be a list of numbers > 0")
@@ -403,6 +404,12 @@ class RateDistortionParams:
         for key in ("jpeg_qualities", "webp_qualities"):
             _require(key, len(getattr(self, key)) > 0 and all(0 <= q <= 100 for q in getattr(self, key)),
                      "must be a list of qualities from 0 to 100")
+
+        settings = {"vae": self.steps, "pca": self.pca_steps, "jpeg": self.jpeg_qualities, "webp": self.webp_qualities}
+        _require("grid", set(self.grid) == set(settings), f"must give four settings for each of {', '.join(settings)}")
+        for codec, chosen in self.grid.items():
+            _require(f"grid.{codec}", len(chosen) == 4 and set(chosen) <= set(settings[codec]),
+                     f"must be four of the {codec} settings the study measures")
 
     def beta_named(self, argv: list[str], script: str) -> tuple[str, float]:
         """A study script's BETA argument (one of `betas`, as file names write it: 0.5, 1, 2) and its value."""

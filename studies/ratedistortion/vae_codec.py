@@ -1,6 +1,7 @@
 """One VAE of the study as a lossy codec: the test set compressed at every step of studies/ratedistortion/params.yaml
 (vaepipe.lossy_compression, on the CPU, from the saved model as vaepipe-compress would), decoded again, checked
-exact, and judged. Writes results/vae-beta-BETA.json, a point a step.
+exact, and judged; and the unquantised codes' reconstructions, the ceiling of any step. Writes
+results/vae-beta-BETA.json, a point a step.
 
     python studies/ratedistortion/vae_codec.py 2      # after train_model.py 2 and `dvc repro judge`
 """
@@ -19,7 +20,8 @@ import torch  # noqa: E402
 from vaepipe.artifacts import file_sha256, write_json  # noqa: E402
 from vaepipe.cli import run_stage  # noqa: E402
 from vaepipe.data import load_split  # noqa: E402
-from vaepipe.judge import load_judge  # noqa: E402
+from vaepipe.judge import accuracy, load_judge  # noqa: E402
+from vaepipe.lossy_compression import posterior_means, psnr  # noqa: E402
 from vaepipe.model import load_model  # noqa: E402
 from vaepipe.params import RateDistortionParams, load_params  # noqa: E402
 from vaepipe.rate_distortion import vae_points  # noqa: E402
@@ -33,9 +35,13 @@ def main() -> None:
     images, labels = load_split(REPO_ROOT / "data/raw", "test")
     judge = load_judge(REPO_ROOT / "models/judge.safetensors", load_params(REPO_ROOT / "params.yaml").dataset,
                        torch.device("cpu"))
-    points = vae_points(f"vae-beta-{name}", model, model_sha256, images.view(len(images), -1), labels, judge,
-                        study.steps, study.entropy_model)
-    write_json(HERE / f"results/vae-beta-{name}.json", {"beta": beta, "model_sha256": model_sha256, "points": points})
+    flat = images.view(len(images), -1)
+    points = vae_points(f"vae-beta-{name}", model, model_sha256, flat, labels, judge, study.steps, study.entropy_model)
+    with torch.no_grad():  # the ceiling no step can pass: the decoder's mean images of the unquantised codes
+        unquantised = torch.sigmoid(model.decode(posterior_means(model, flat)))
+    write_json(HERE / f"results/vae-beta-{name}.json", {
+        "beta": beta, "model_sha256": model_sha256, "points": points,
+        "unquantised": {"accuracy": accuracy(judge, unquantised, labels), "psnr_db": psnr(unquantised, flat).mean().item()}})
     for point in points:
         print(f"beta {name}, step {point['setting']:g}: {point['bytes_per_image']:.2f} bytes/image, accuracy "
               f"{point['accuracy']:.4f}, PSNR {point['psnr_db']:.2f} dB")
