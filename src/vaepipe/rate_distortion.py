@@ -8,6 +8,8 @@ the mean over images of each image's (peak 1, on [0, 1] grey levels).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -22,7 +24,7 @@ def make_point(codec: str, setting: float, file_bytes: int, payload: int, decode
                images: torch.Tensor, labels: torch.Tensor, judge: Judge) -> dict:
     n = len(images)
     return {"codec": codec, "setting": setting, "bytes_per_image": file_bytes / n,
-            "payload_bytes_per_image": payload / n, "psnr_db": psnr(decoded, images).mean().item(),
+            "payload_bytes_per_image": payload / n, "psnr_db": math.fsum(psnr(decoded, images).tolist()) / n,
             "accuracy": accuracy(judge, decoded, labels)}
 
 

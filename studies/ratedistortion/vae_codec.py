@@ -8,6 +8,7 @@ results/vae-beta-BETA.json, a point a step.
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -41,7 +42,7 @@ def main() -> None:
         unquantised = torch.sigmoid(model.decode(posterior_means(model, flat)))
     write_json(HERE / f"results/vae-beta-{name}.json", {
         "beta": beta, "model_sha256": model_sha256, "points": points,
-        "unquantised": {"accuracy": accuracy(judge, unquantised, labels), "psnr_db": psnr(unquantised, flat).mean().item()}})
+        "unquantised": {"accuracy": accuracy(judge, unquantised, labels), "psnr_db": math.fsum(psnr(unquantised, flat).tolist()) / len(flat)}})
     for point in points:
         print(f"beta {name}, step {point['setting']:g}: {point['bytes_per_image']:.2f} bytes/image, accuracy "
               f"{point['accuracy']:.4f}, PSNR {point['psnr_db']:.2f} dB")
