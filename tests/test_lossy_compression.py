@@ -115,10 +115,18 @@ def test_a_bad_step_is_refused(step):
         check_step(step)
 
 
-def test_a_model_with_a_learned_prior_is_refused():
+def test_a_model_with_a_learned_prior_codes_under_fitted_gaussians_only():
     model = random_model(prior="mog", prior_components=3)
-    with pytest.raises(InputError, match="needs a model with the N\\(0, I\\) prior"):
-        encode_file(random_images(5), model, SHA, 0.5, {})
+    data, codes = encode_file(random_images(5), model, SHA, 0.5, {})
+    header, decoded_codes, _ = decode_file(data, "f.vlc", model, "m", SHA)
+    assert header["entropy_model"] is not None and torch.equal(decoded_codes, codes)
+    with pytest.raises(InputError, match="the entropy model `prior` is N\\(0, I\\), and this model's prior is 'mog'"):
+        encode_file(random_images(5), model, SHA, 0.5, {}, entropy_model="prior")
+
+
+def test_a_conditional_model_is_refused():
+    with pytest.raises(InputError, match="needs a model without a class input; this one takes 10 classes"):
+        encode_file(random_images(5), random_model(classes=10), SHA, 0.5, {})
 
 
 @pytest.fixture(scope="module")

@@ -175,7 +175,7 @@ def encode_file(images: torch.Tensor, model: VAE, model_sha256: str, precision: 
     return pack(coder.encode(images), header)
 
 
-def check_common_header(header: dict, compressed_bits: int, source: str) -> None:
+def check_common_header(header: dict, source: str) -> None:
     """A DataError naming the first field of those every mode has that a decoder cannot trust (a crafted file
     can carry any JSON)."""
     count = header.get("n_images")
@@ -183,8 +183,6 @@ def check_common_header(header: dict, compressed_bits: int, source: str) -> None
         raise DataError(f"{source}: header field `n_images` is {count!r}; expected an integer in [1, {2 ** 31}]")
     if not isinstance(header.get("model_sha256"), str):
         raise DataError(f"{source}: header field `model_sha256` is missing")
-    if count > compressed_bits:  # no image codes in less than a bit: a crafted count
-        raise DataError(f"{source}: the header claims {count} images in {compressed_bits} bits")
     if header.get("image_shape") != [IMAGE_SIDE, IMAGE_SIDE]:
         raise DataError(f"{source}: images of shape {header.get('image_shape')}; this version codes 28x28 images")
 
@@ -202,7 +200,9 @@ def file_mode(header: dict) -> str:
 
 
 def _check_header(header: dict, compressed_bits: int, source: str) -> None:
-    check_common_header(header, compressed_bits, source)
+    check_common_header(header, source)
+    if header["n_images"] > compressed_bits:  # bits-back codes no image in less than a bit: a crafted count
+        raise DataError(f"{source}: the header claims {header['n_images']} images in {compressed_bits} bits")
     limits = {"latent_precision": (1, MAX_LATENT_PRECISION), "batch_size": (1, MAX_BATCH)}
     for field, (low, high) in limits.items():
         value = header.get(field)

@@ -38,6 +38,7 @@ MODE = "lossy"
 MAX_LATENT = 8.0
 QuantizedGaussian = constriction.stream.model.QuantizedGaussian
 BATCH = 1000  # images a network call, for both ends
+MAX_IMAGES = 1_000_000  # a file's images: what a decoder allocates is bounded by this, not by the file's size
 MIN_FITTED_STD = 1e-4  # a latent the encoder ignores has means of ~0 spread: its codes cost ~0 bits, not infinitely few
 
 
@@ -48,10 +49,9 @@ def check_step(step: float) -> float:
 
 
 def check_model_supported(model: VAE) -> None:
-    """The codec's entropy model is the prior N(0, I): a model with a learned prior or a class label cannot use it."""
-    if model.config.prior != "normal" or model.config.classes:
-        raise InputError(f"lossy compression needs a model with the N(0, I) prior and no class input; this one has "
-                         f"prior {model.config.prior!r}, {model.config.classes} classes")
+    """The codec codes images alone: a model that also takes a class label cannot use it."""
+    if model.config.classes:
+        raise InputError(f"lossy compression needs a model without a class input; this one takes {model.config.classes} classes")
 
 
 class LatentQuantizer:
@@ -142,20 +142,29 @@ def encode_file(images: torch.Tensor, model: VAE, model_sha256: str, step: float
     if entropy_model not in ENTROPY_MODELS:
         raise InputError(f"the entropy model must be one of {', '.join(ENTROPY_MODELS)}, got {entropy_model!r}")
     check_model_supported(model)
+    if len(images) > MAX_IMAGES:
+        raise InputError(f"{len(images):,} images; a lossy file holds at most {MAX_IMAGES:,}")
     mu = posterior_means(model, images)
     codes = LatentQuantizer(step).quantize(mu)
     header = {"mode": MODE, "model_sha256": model_sha256, "step": float(step), "n_images": len(images),
               "latent_dim": model.config.latent_dim, "image_shape": [IMAGE_SIDE, IMAGE_SIDE],
               "codes_sha256": codes_sha256(codes), **extra_header}
+    if model.config.prior != "normal" and entropy_model == "prior":
+        raise InputError(f"the entropy model `prior` is N(0, I), and this model's prior is {model.config.prior!r}; "
+                         "use fitted (or auto)")
     choices = {"prior": [None], "fitted": [fitted_gaussians(mu)]}
-    choices["auto"] = choices["prior"] + choices["fitted"]
+    # A learned prior is no Gaussian per latent: auto then means the fitted Gaussians alone.
+    choices["auto"] = choices["fitted"] if model.config.prior != "normal" else choices["prior"] + choices["fitted"]
     files = [pack(quantizer_of(step, gaussians).encode(codes), {**header, "entropy_model": gaussians})
              for gaussians in choices[entropy_model]]
     return min(files, key=len), codes
 
 
 def _check_header(header: dict, compressed_bits: int, model: VAE, source: str) -> None:
-    check_common_header(header, compressed_bits, source)
+    check_common_header(header, source)
+    # A latent the encoder ignores costs next to no bits, so the count cannot be bounded by the file's size.
+    if header["n_images"] > MAX_IMAGES:
+        raise DataError(f"{source}: the header claims {header['n_images']} images; a lossy file holds at most {MAX_IMAGES:,}")
     step = header.get("step")
     if isinstance(step, bool) or not isinstance(step, (int, float)) or not MIN_STEP <= step <= MAX_STEP:
         raise DataError(f"{source}: header field `step` is {step!r}; expected a number in [{MIN_STEP:g}, {MAX_STEP:g}]")
