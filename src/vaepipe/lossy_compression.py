@@ -26,7 +26,7 @@ import constriction
 import numpy as np
 import torch
 
-from vaepipe.compression import AnsCoder, WORD_BITS, check_common_header, check_model, pack, unpack
+from vaepipe.compression import AnsCoder, check_common_header, check_model, pack, unpack
 from vaepipe.data import IMAGE_SIDE
 from vaepipe.errors import DataError, InputError
 from vaepipe.model import VAE
@@ -160,7 +160,7 @@ def encode_file(images: torch.Tensor, model: VAE, model_sha256: str, step: float
     return min(files, key=len), codes
 
 
-def _check_header(header: dict, compressed_bits: int, model: VAE, source: str) -> None:
+def _check_header(header: dict, model: VAE, source: str) -> None:
     check_common_header(header, source)
     # A latent the encoder ignores costs next to no bits, so the count cannot be bounded by the file's size.
     if header["n_images"] > MAX_IMAGES:
@@ -193,7 +193,7 @@ def decode_file(data: bytes, source: str, model: VAE, model_path: str, model_sha
     header, words = unpack(data, source)
     if header.get("mode") != MODE:
         raise DataError(f"{source}: a {header.get('mode', 'lossless')} file, not a lossy one")
-    _check_header(header, len(words) * WORD_BITS, model, source)
+    _check_header(header, model, source)
     check_model(header, source, model_path, model_sha256)
     check_model_supported(model)
     quantizer = quantizer_of(header["step"], header["entropy_model"])
