@@ -16,6 +16,7 @@ from conftest import pipeline_outputs, run_ok
 # several processes"): the processes sum the same gradient in another order, and training amplifies the rounding.
 # Over seeds 1-5 of these tiny params the relative difference was at most 0.29 %; two seeds differ by 4.5 %.
 NPROC_TOLERANCE = 0.01
+QUEUE_STATES = ("Queued", "Running", "Success", "Failed")
 
 
 @pytest.fixture(scope="module")
@@ -95,13 +96,13 @@ def test_an_experiment_pushed_to_a_git_remote_is_pulled_with_its_files(published
     assert "Data and pipelines are up to date" in run_ok(["dvc", "status", "dvc.yaml"], copy, env)
 
 
-def queue_status(root: Path, env: dict) -> tuple[list[str], int]:
-    """`dvc queue status`: the status of each experiment, and how many workers are running."""
+def queue_status(root: Path, env: dict) -> tuple[list[tuple[str, str]], int]:
+    """`dvc queue status`: (name, status) of each task listed, and how many workers are running."""
     lines = run_ok(["dvc", "queue", "status"], root, env).splitlines()
-    states = [word for line in lines[1:] for word in line.split()
-              if word in ("Queued", "Running", "Success", "Failed")]
+    tasks = [(words[1], next(word for word in words if word in QUEUE_STATES))
+             for words in map(str.split, lines[1:]) if set(words) & set(QUEUE_STATES)]
     workers = next(int(line.split()[2]) for line in lines if line.startswith("Worker status:"))
-    return states, workers
+    return tasks, workers
 
 
 def test_a_queued_sweep_runs_two_at_a_time_and_shows_every_experiment(published, tmp_path):
@@ -109,7 +110,7 @@ def test_a_queued_sweep_runs_two_at_a_time_and_shows_every_experiment(published,
     names = [f"seed-{seed}" for seed in (2, 3, 4)]
     for name in names:
         run_ok(["dvc", "exp", "run", "--queue", "--name", name, "-S", f"seed={name[5:]}", "train"], copy, env)
-    assert queue_status(copy, env)[0] == ["Queued"] * 3
+    assert queue_status(copy, env)[0] == [(name, "Queued") for name in names]
 
     def start_workers() -> str:
         # Output to a file: the workers it starts inherit it, and a pipe would wait for them to finish.
@@ -118,20 +119,24 @@ def test_a_queued_sweep_runs_two_at_a_time_and_shows_every_experiment(published,
             log.seek(0)
             return log.read()
 
+    def finished(tasks: list[tuple[str, str]]) -> dict[str, str]:
+        return {name: status for name, status in tasks if status in ("Success", "Failed")}
+
     assert "Started '2' new experiments task queue workers" in start_workers()
     seen, deadline = [], time.monotonic() + 600
     try:
-        while (states := queue_status(copy, env)[0]).count("Success") + states.count("Failed") < 3:
+        # Wait for the three named experiments, not for an exact list: a restarted worker can list a task twice.
+        while not set(names) <= set(finished(tasks := queue_status(copy, env)[0])):
             assert time.monotonic() < deadline, f"the queue went through {seen} in 10 minutes"
-            seen.append(states)
-            if "Running" not in states and queue_status(copy, env)[1] == 0:
+            seen.append(tasks)
+            if all(status != "Running" for _, status in tasks) and queue_status(copy, env)[1] == 0:
                 # DVC's workers can all exit with an experiment still queued (treeverse/dvc#10562): start again
                 start_workers()
             time.sleep(1)
     finally:
         run_ok(["dvc", "queue", "stop"], copy, env)
-    assert states == ["Success"] * 3
-    assert max(s.count("Running") for s in seen) == 2, f"never two at a time: {seen}"
+    assert {name: finished(tasks)[name] for name in names} == dict.fromkeys(names, "Success"), tasks
+    assert max([status for _, status in tasks].count("Running") for tasks in seen) == 2, f"never two at a time: {seen}"
     shown = experiments(copy, env)
     assert set(names) <= set(shown)
     runs = {name: train_metrics(shown[name]) for name in names}
