@@ -2,6 +2,7 @@
 
 import contextlib
 import dataclasses
+import functools
 import json
 import shutil
 import subprocess
@@ -17,11 +18,26 @@ from conftest import REPO_ROOT, run_stage_script
 
 STAGES = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]
 
+# One process for every script: it imports the heavy third-party packages once, then forks a child a script, so
+# each child starts with none of vaepipe imported and reports what running its script imported.
 IMPORTED_MODULES = """
-import importlib.util, json, sys
-spec = importlib.util.spec_from_file_location("stage_under_test", sys.argv[1])
-spec.loader.exec_module(importlib.util.module_from_spec(spec))
-print(json.dumps(sorted(m for m in sys.modules if m.startswith("vaepipe."))))
+import importlib.util, json, os, sys
+import constriction, dvclive, matplotlib.pyplot, pandas, PIL.Image, safetensors.torch, scipy.optimize, scipy.stats  # noqa
+import sklearn.cluster, sklearn.decomposition, sklearn.linear_model, sklearn.metrics, sklearn.mixture  # noqa
+import sklearn.neighbors, sklearn.pipeline, sklearn.preprocessing, sklearn.semi_supervised  # noqa
+import torch, torch.distributed, torchvision.datasets.mnist, torchvision.utils  # noqa
+torch.compile(abs)  # imports TorchDynamo, as vaepipe's compiled functions do
+for script in sys.argv[1:]:
+    read, write = os.pipe()
+    if os.fork() == 0:
+        spec = importlib.util.spec_from_file_location("stage_under_test", script)
+        spec.loader.exec_module(importlib.util.module_from_spec(spec))
+        os.write(write, json.dumps(sorted(m for m in sys.modules if m.startswith("vaepipe."))).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as child:
+        print(child.read())
+    assert os.wait()[1] == 0, script
 """
 
 
@@ -42,9 +58,17 @@ def test_stage_deps_list_exactly_the_modules_it_imports(name):
 
 def imported_sources(script):
     """The vaepipe source files running `script` imports, relative to the repository root."""
-    out = subprocess.run([sys.executable, "-c", IMPORTED_MODULES, str(REPO_ROOT / script)],
-                         capture_output=True, text=True, check=True, cwd=REPO_ROOT).stdout
-    return {f"src/{m.replace('.', '/')}.py" for m in json.loads(out)}
+    return all_imported_sources()[str(script)]
+
+
+@functools.cache
+def all_imported_sources() -> dict[str, set[str]]:
+    scripts = [f"stages/{name}.py" for name in STAGES] + ["src/vaepipe/launch.py"] + [
+        str((folder / stage["cmd"].split()[1]).relative_to(REPO_ROOT)) for folder, stage in STUDY_STAGES.values()]
+    out = subprocess.run([sys.executable, "-c", IMPORTED_MODULES, *scripts], capture_output=True, text=True,
+                         check=True, cwd=REPO_ROOT).stdout
+    return {script: {f"src/{m.replace('.', '/')}.py" for m in json.loads(line)}
+            for script, line in zip(scripts, out.splitlines(), strict=True)}
 
 
 STUDY_STAGES = {f"{path.parent.name}/{name}": (path.parent, stage.get("do", stage))
