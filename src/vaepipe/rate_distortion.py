@@ -20,11 +20,16 @@ from vaepipe.lossy_compression import decode_file, encode_file, psnr
 from vaepipe.model import VAE
 
 
+def mean_psnr(decoded: torch.Tensor, images: torch.Tensor) -> float:
+    """The images' mean PSNR in dB, summed exactly (math.fsum): the same images give the same bytes in every run."""
+    return math.fsum(psnr(decoded, images).tolist()) / len(images)
+
+
 def make_point(codec: str, setting: float, file_bytes: int, payload: int, decoded: torch.Tensor,
                images: torch.Tensor, labels: torch.Tensor, judge: Judge) -> dict:
     n = len(images)
     return {"codec": codec, "setting": setting, "bytes_per_image": file_bytes / n,
-            "payload_bytes_per_image": payload / n, "psnr_db": math.fsum(psnr(decoded, images).tolist()) / n,
+            "payload_bytes_per_image": payload / n, "psnr_db": mean_psnr(decoded, images),
             "accuracy": accuracy(judge, decoded, labels)}
 
 

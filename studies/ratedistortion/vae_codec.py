@@ -8,7 +8,6 @@ results/vae-beta-BETA.json, a point a step.
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 
@@ -22,10 +21,10 @@ from vaepipe.artifacts import file_sha256, write_json  # noqa: E402
 from vaepipe.cli import run_stage  # noqa: E402
 from vaepipe.data import load_split  # noqa: E402
 from vaepipe.judge import accuracy, load_judge  # noqa: E402
-from vaepipe.lossy_compression import posterior_means, psnr  # noqa: E402
+from vaepipe.lossy_compression import posterior_means  # noqa: E402
 from vaepipe.model import load_model  # noqa: E402
 from vaepipe.params import RateDistortionParams, load_params  # noqa: E402
-from vaepipe.rate_distortion import vae_points  # noqa: E402
+from vaepipe.rate_distortion import mean_psnr, vae_points  # noqa: E402
 
 
 def main() -> None:
@@ -42,7 +41,7 @@ def main() -> None:
         unquantised = torch.sigmoid(model.decode(posterior_means(model, flat)))
     write_json(HERE / f"results/vae-beta-{name}.json", {
         "beta": beta, "model_sha256": model_sha256, "points": points,
-        "unquantised": {"accuracy": accuracy(judge, unquantised, labels), "psnr_db": math.fsum(psnr(unquantised, flat).tolist()) / len(flat)}})
+        "unquantised": {"accuracy": accuracy(judge, unquantised, labels), "psnr_db": mean_psnr(unquantised, flat)}})
     for point in points:
         print(f"beta {name}, step {point['setting']:g}: {point['bytes_per_image']:.2f} bytes/image, accuracy "
               f"{point['accuracy']:.4f}, PSNR {point['psnr_db']:.2f} dB")
