@@ -92,6 +92,16 @@ TINY = {
     "anomaly.test_subset": 300,
 }
 
+def chromium() -> str:
+    """Debian's chromium (`.ci/run` installs it); its absence fails under CI and skips elsewhere."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("chromium not found: `.ci/run` installs it with apt-get")
+        pytest.skip("chromium not found (apt-get install chromium)")
+    return found
+
+
 def set_key(params: dict, dotted: str, value: object) -> None:
     *sections, key = dotted.split(".")
     for section in sections:
@@ -111,7 +121,7 @@ def torch_state_kept():
 
 
 STAGES_IN_ORDER = ("train", "evaluate", "judge", "cluster", "generate", "style", "downstream", "compress", "lossy",
-                   "corrupt", "anomaly")
+                   "corrupt", "anomaly", "explore")
 
 
 def every_stage_run(tmp_path_factory, mnist_raw: Path, fashion_raw: Path, name: str, overrides: dict) -> Path:

@@ -307,6 +307,9 @@ BAD_PARAMS = [
                              "judged images"),
     ({"style.samples_per_class": 0}, "`style.samples_per_class` must be > 0 and at most style.n_judged / 10 (20): "
                                      "the figures show judged images"),
+    ({"explore.directions": 0}, "`explore.directions` must be > 0 (capped at the model's latent_dim)"),
+    ({"explore.frames": 1}, "`explore.frames` must be between 2 and 64 (both ends of the walk included)"),
+    ({"explore.frames": 65}, "`explore.frames` must be between 2 and 64 (both ends of the walk included)"),
 ]
 
 
@@ -373,7 +376,7 @@ def test_params_key_missing(refused):
 
 
 @pytest.mark.parametrize("stage", ["check_params", "download", "train", "evaluate", "judge", "cluster", "generate",
-                                   "style", "downstream", "compress", "corrupt", "anomaly"])
+                                   "style", "downstream", "compress", "corrupt", "anomaly", "explore"])
 def test_every_stage_checks_params(refused, stage):
     edit_params({"latnet_dim": 32})
     refused(stage, "params.yaml: `latnet_dim` is not a known parameter; did you mean `latent_dim`?")
@@ -424,7 +427,7 @@ def break_model(case: str) -> str | re.Pattern:
     return UNREADABLE_MODEL
 
 
-@pytest.mark.parametrize("stage", ["evaluate", "cluster", "generate", "downstream", "compress", "anomaly"])
+@pytest.mark.parametrize("stage", ["evaluate", "cluster", "generate", "downstream", "compress", "anomaly", "explore"])
 @pytest.mark.parametrize("case", ["missing", "truncated", "other-architecture", "torch-save-pickle", "no-config"])
 def test_bad_model_file(refused, stage, case):
     refused(stage, break_model(case))
@@ -465,7 +468,7 @@ def test_bad_corrupted_data(refused, case):
     refused("anomaly", message)
 
 
-@pytest.mark.parametrize("stage", ["generate", "downstream"])
+@pytest.mark.parametrize("stage", ["generate", "downstream", "explore"])
 @pytest.mark.parametrize("case", ["missing", "truncated", "no-metadata", "other-image-counts"])
 def test_bad_clusters_file(refused, stage, case):
     path = Path("data/clusters.safetensors")
@@ -522,6 +525,24 @@ def test_divergent_training_keeps_the_old_model(refused):
     edit_params({"train.lr": 1e12})
     refused("train", re.compile(r"training diverged: the loss became \S+ in epoch 1, step \d+ of 4; "
                                 r"lower `train\.lr` \(now 1e\+12\)"))
+
+
+@pytest.mark.parametrize("metrics, case", [(m, c) for m in ("evaluate", "style") for c in ("missing", "garbled")])
+def test_explore_without_the_metrics_it_shows(refused, metrics, case):
+    path = Path(f"metrics/{metrics}.json")
+    if case == "missing":
+        path.unlink()
+        message = f"{path}: metrics file is missing; run `dvc repro {metrics}` first"
+    else:
+        replace_file(path, b'{"test_nll": ')
+        message = re.compile(re.escape(f"{path}: no number under `") + r".+` \(JSONDecodeError: .+\); " +
+                             re.escape(f"run `dvc repro {metrics}`"))
+    refused("explore", message)
+
+
+def test_explore_with_a_style_model_that_does_not_load(refused):
+    Path("models/style.safetensors").write_bytes(b"not safetensors")
+    refused("explore", re.compile(r"models/style\.safetensors: not a readable vaepipe model file \(.+\)"))
 
 
 # --- environment: outputs that cannot be written --------------------------------------------------

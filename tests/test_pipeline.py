@@ -4,27 +4,15 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import pipeline_outputs, run_ok, tiny_experiment
+from conftest import chromium, pipeline_outputs, run_ok, tiny_experiment
 from vaepipe.anomaly import SCORES
 from vaepipe.corruptions import CORRUPTIONS
-
-
-def chromium() -> str:
-    """Debian's chromium (`.ci/run` installs it); its absence fails under CI and skips elsewhere."""
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("chromium not found: `.ci/run` installs it with apt-get")
-        pytest.skip("chromium not found (apt-get install chromium)")
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +124,9 @@ def test_figures_exist(repo):
     for name in ("plots/anomaly/histograms.png", "plots/anomaly/extremes.png", "plots/anomaly/corruptions.png",
                  "plots/cluster/central.png", "plots/cluster/centres.png", "plots/lossy/rates.png"):
         assert (root / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    explorer = sorted(p.name for p in (root / "plots/explorer").iterdir())  # tests/test_explorer.py opens it
+    assert explorer == ["explorer.css", "explorer.js", "index.html", "index.js", "style.html", "style.js",
+                        "test_images.js"]
     roc_files = sorted(p.relative_to(root / "plots/anomaly/roc").as_posix()
                        for p in (root / "plots/anomaly/roc").rglob("*.csv"))
     assert roc_files == sorted([f"ood/{s}.csv" for s in SCORES] + [f"corruption/{c}.csv" for c in CORRUPTIONS])

@@ -179,6 +179,21 @@ def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     return load_described_tensors(path, "config", "model", "train")
 
 
+def read_metric(path: str | Path, key: str, stage: str) -> float:
+    """The number under the dotted `key` of a stage's metrics file; a missing or garbled file is a one-line error."""
+    path = Path(path)
+    try:
+        value = json.loads(path.read_text())
+        for part in key.split("."):
+            value = value[part]
+        return float(value)
+    except FileNotFoundError:
+        raise ArtifactError(f"{path}: metrics file is missing; run `dvc repro {stage}` first") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ArtifactError(f"{path}: no number under `{key}` ({type(exc).__name__}: {exc}); "
+                            f"run `dvc repro {stage}`") from None
+
+
 def replace_dir(source: str | Path, target: str | Path) -> None:
     """Move the finished directory `source` onto `target`: a crash leaves `target` old or new, never mixed."""
     source, target = Path(source), Path(target)

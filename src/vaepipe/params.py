@@ -285,6 +285,21 @@ class LossyParams:
         _require(f"{prefix}.test_subset", self.test_subset >= 0, "must be >= 0 (0 = all images)")
 
 
+# Frames of the explorer's walk between two codes, both ends included.
+MIN_FRAMES, MAX_FRAMES = 2, 64
+
+
+@dataclass(frozen=True)
+class ExploreParams:
+    directions: int
+    frames: int
+
+    def validate(self, prefix: str) -> None:
+        _require(f"{prefix}.directions", self.directions > 0, "must be > 0 (capped at the model's latent_dim)")
+        _require(f"{prefix}.frames", MIN_FRAMES <= self.frames <= MAX_FRAMES,
+                 f"must be between {MIN_FRAMES} and {MAX_FRAMES} (both ends of the walk included)")
+
+
 @dataclass(frozen=True)
 class AnomalyParams:
     ood_dataset: str
@@ -320,6 +335,7 @@ class Params:
     compress: CompressParams
     lossy: LossyParams
     anomaly: AnomalyParams
+    explore: ExploreParams
 
     @property
     def ood_dataset(self) -> str:
