@@ -8,6 +8,9 @@ For each page, `--moves` slider moves: a slider and a value drawn at random (see
 and announced with an `input` event. The page times each redraw itself with performance.now(), from its input
 handler's start to the decoded image (and, on the conditional page, the row of every label) written into its
 canvases. Also reported: the time from navigation until the page's scripts have run, and the folder's bytes.
+
+`--screenshot docs/explorer.png` also saves the README's picture of index.html: test image SHOWN selected,
+a walk from WALK[0] to WALK[1], the pointer over HOVERED, reduced to 128 colours.
 """
 
 from __future__ import annotations
@@ -46,6 +49,27 @@ MOVE_SLIDERS = """moves => {
 }"""
 
 
+SHOWN, WALK, HOVERED = 3, (335, 465), 21  # a 0; a walk from a 3 to an 8 (each near its class on the map); a 6
+
+
+def screenshot(browser, path: Path) -> None:
+    from PIL import Image
+
+    page = browser.new_page(viewport={"width": 1300, "height": 1000})
+    page.goto((FOLDER / "index.html").as_uri())
+    page.wait_for_function("window.explorer !== undefined")
+    page.evaluate("explorer.ready")
+    for i, button in ((WALK[0], "#walk-start"), (WALK[1], "#walk-end"), (SHOWN, None)):
+        page.mouse.click(*page.evaluate("i => explorer.pointOnScreen(i)", i))
+        if button:
+            page.click(button)
+    page.locator("#sliders input[type=range]").first.fill("1.2")
+    page.mouse.move(*page.evaluate("i => explorer.pointOnScreen(i)", HOVERED))
+    page.screenshot(path=str(path))
+    page.close()
+    Image.open(path).convert("RGB").quantize(128).save(path, optimize=True)
+
+
 def measure(browser, page_name: str, moves: int) -> dict:
     page = browser.new_page(viewport={"width": 1400, "height": 1400})
     start = time.perf_counter()
@@ -64,6 +88,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--moves", type=int, default=200, help="slider moves per page")
     parser.add_argument("--out", type=Path, help="also write the results here as JSON")
+    parser.add_argument("--screenshot", type=Path, help="also save a screenshot of index.html here (PNG)")
     args = parser.parse_args()
     if not (FOLDER / "index.html").is_file():
         raise SystemExit(f"error: {FOLDER / 'index.html'} is missing; run `dvc repro explore` first")
@@ -80,6 +105,8 @@ def main() -> None:
         results["chromium"] = browser.version
         for page_name in ("index.html", "style.html"):
             results["pages"][page_name] = measure(browser, page_name, args.moves)
+        if args.screenshot:
+            screenshot(browser, args.screenshot)
         browser.close()
     for page_name, numbers in results["pages"].items():
         ms = numbers["redraw_ms"]

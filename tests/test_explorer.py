@@ -13,7 +13,8 @@ import torch
 
 from conftest import chromium, run_stage_script
 from vaepipe.data import load_split
-from vaepipe.explorer import ExplorerPage, explorer_files, principal_axes
+from vaepipe.errors import ArtifactError
+from vaepipe.explorer import ExplorerPage, decoder_program, explorer_files, principal_axes
 from vaepipe.latent import decode_probs, encode_means
 from vaepipe.model import VAE, VAEConfig, load_model
 
@@ -179,19 +180,25 @@ def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
     return (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
 
 
-@pytest.mark.parametrize("page_name", ["index.html", "style.html"])
+@pytest.mark.parametrize("page_name, end_by", [("index.html", "alt-click"), ("style.html", "button")])
 def test_the_walk_has_the_configured_frames_and_its_ends_decode_the_two_picked_images(browser, explorer_run,
-                                                                                      page_name):
+                                                                                      page_name, end_by):
     model_file = "vae.safetensors" if page_name == "index.html" else "style.safetensors"
     model = load_model(str(explorer_run / "models" / model_file), CPU)
     conditional = model.config.classes > 0
     images, labels = load_split(explorer_run / "data" / "raw", "test")
     codes = encode_means(model, images, labels if conditional else None).double().numpy()
     page = OpenPage(browser, explorer_run / "plots" / "explorer", page_name)
-    for point, key in ((40, "Shift"), (77, "Alt")):  # shift-click: the walk's start; alt-click: its end
-        page.page.keyboard.down(key)
-        page.page.mouse.click(*page.point(point))
-        page.page.keyboard.up(key)
+    page.page.keyboard.down("Shift")  # shift-click: the walk's start
+    page.page.mouse.click(*page.point(40))
+    page.page.keyboard.up("Shift")
+    if end_by == "alt-click":
+        page.page.keyboard.down("Alt")
+        page.page.mouse.click(*page.point(77))
+        page.page.keyboard.up("Alt")
+    else:  # select the image, then make it the end
+        page.page.mouse.click(*page.point(77))
+        page.page.click("#walk-end")
     ends = page.page.inner_text("#walk-ends")
     a, b = (int(part.split("test image ")[1].split(" ")[0]) for part in ends.split(", B: "))
     for picked, clicked in ((a, 40), (b, 77)):  # the clicked point, or one that overlaps it
@@ -252,6 +259,25 @@ def test_every_decoder_of_the_model_family_decodes_as_in_pytorch(browser, tmp_pa
     page.close()
 
 
+def test_a_decoder_layer_the_page_cannot_run_is_refused_by_name():
+    model = VAE(VAEConfig(arch="mlp", latent_dim=3, hidden=(8,)))
+    model.decoder[1] = torch.nn.Tanh()
+    with pytest.raises(ArtifactError, match=r"the explorer cannot run a decoder layer Tanh\(\): it runs linear, "):
+        decoder_program(model)
+
+
+def test_principal_axes_are_orthonormal_signed_and_scaled():
+    gen = torch.Generator().manual_seed(0)
+    codes = torch.randn(2000, 3, generator=gen) * torch.tensor([3.0, 1.0, 0.2]) @ torch.linalg.qr(
+        torch.randn(3, 3, generator=gen))[0].T + 5
+    mean, axes, scales = principal_axes(codes, 2)
+    assert np.allclose(mean, codes.double().mean(0).numpy())
+    assert axes.shape == (2, 3) and np.allclose(axes @ axes.T, np.eye(2))
+    assert (axes[np.arange(2), np.abs(axes).argmax(1)] > 0).all()
+    assert np.allclose(scales, ((codes.double().numpy() - mean) @ axes.T).std(0, ddof=1))
+    assert scales == pytest.approx([3.0, 1.0], rel=0.08)
+
+
 def test_the_stage_rebuilds_the_same_bytes_and_the_default_model_fits_in_25_mb(explorer_run, tmp_path, monkeypatch):
     again = tmp_path / "again"
     for part in ("data", "models", "metrics"):
@@ -278,3 +304,19 @@ def test_the_stage_rebuilds_the_same_bytes_and_the_default_model_fits_in_25_mb(e
                                          "0" * 64, codes[:, :4], ())],
                            images, labels, tuple(map(str, range(10))), 8, 10)
     assert sum(map(len, files.values())) <= 25_000_000
+
+
+def test_an_experiments_page_shows_that_experiment(browser, tiny_project):
+    """After `dvc exp run` (the end-to-end tests' tiny experiment, latent_dim 2), the workspace's page is that
+    experiment's: its latent size, its test NLL and its decoder."""
+    root, _ = tiny_project
+    evaluate = json.loads((root / "metrics" / "evaluate.json").read_text())
+    page = OpenPage(browser, root / "plots" / "explorer", "index.html")
+    header = page.page.inner_text("#facts").replace("\n", "").replace("\t", "")
+    assert "latent size2" in header and f"test NLL{evaluate['test_nll']:.2f} nats" in header, header
+    model = load_model(str(root / "models" / "vae.safetensors"), CPU)
+    z = torch.tensor([0.5, -1.0])
+    page.set_z(z)
+    assert_decodes(page.decoded(), model, z)
+    assert page.page.locator("#sliders input[type=range]").count() == 2 and not page.errors
+    page.close()

@@ -295,17 +295,20 @@
     const i = pointAt(event);
     if (i >= 0) showImage(i);
   });
+  function setWalkEnd(end, i) {
+    state.walk[end] = i;
+    drawWalk();
+    drawMap();
+  }
   mapCanvas.addEventListener("click", (event) => {
     const i = pointAt(event);
     if (i < 0) return;
-    if (event.shiftKey || event.altKey) {
-      state.walk[event.shiftKey ? 0 : 1] = i;
-      drawWalk();
-      drawMap();
-    } else {
-      select(i);
-    }
+    if (event.shiftKey) setWalkEnd(0, i);
+    else if (event.altKey || event.ctrlKey) setWalkEnd(1, i);
+    else select(i);
   });
+  $("walk-start").addEventListener("click", () => setWalkEnd(0, state.selected));
+  $("walk-end").addEventListener("click", () => setWalkEnd(1, state.selected));
 
   select(0);
   drawWalk();
