@@ -149,11 +149,12 @@ def _model_data(page: ExplorerPage, pages: list[ExplorerPage], class_names: tupl
                 frames: int) -> dict:
     config = page.model.config
     program, weights = decoder_program(page.model)
-    mean, axes, scales = principal_axes(page.codes, min(directions, config.latent_dim))
+    mean, axes, scales = principal_axes(page.codes, config.latent_dim)
     map_points = page.map_points
     if map_points is None:
-        map_points = (page.codes.double().numpy() - mean) @ principal_axes(page.codes, 2)[1].T
+        map_points = (page.codes.double().numpy() - mean) @ axes[:2].T
         map_points = np.pad(map_points, ((0, 0), (0, 2 - map_points.shape[1])))  # a 1-D latent: a line
+    axes, scales = axes[:directions], scales[:directions]  # the sliders'
     return {
         "title": page.title, "sha256": page.model_sha256,
         "facts": [["model", model_summary(page.model)], ["latent size", str(config.latent_dim)],
