@@ -278,7 +278,7 @@ def test_principal_axes_are_orthonormal_signed_and_scaled():
     assert scales == pytest.approx([3.0, 1.0], rel=0.08)
 
 
-def test_the_stage_rebuilds_the_same_bytes_and_the_default_model_fits_in_25_mb(explorer_run, tmp_path, monkeypatch):
+def test_the_stage_rebuilds_the_same_bytes(explorer_run, tmp_path, monkeypatch):
     again = tmp_path / "again"
     for part in ("data", "models", "metrics"):
         shutil.copytree(explorer_run / part, again / part)
@@ -294,16 +294,25 @@ def test_the_stage_rebuilds_the_same_bytes_and_the_default_model_fits_in_25_mb(e
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
         assert str(explorer_run).encode() not in (first / name).read_bytes()
 
-    # The size that matters is the default model's: its architecture (random weights: the same bytes) on the
-    # whole test set.
-    default = VAE(VAEConfig(arch="mlp", latent_dim=24, hidden=(512, 256)))
+
+def test_the_default_architecture_fits_in_25_mb_and_decodes_as_in_pytorch(browser, explorer_run, tmp_path):
+    """The default params' models (random weights: a folder of the same size) on the whole test set."""
+    torch.manual_seed(5)
+    default, style = VAE(VAEConfig("mlp", 24, (512, 256))).eval(), VAE(VAEConfig("mlp", 4, (512, 256), classes=10))
     images, labels = load_split(explorer_run / "data" / "raw", "test")
     codes = encode_means(default, images)
     files = explorer_files([ExplorerPage("index.html", "default", default, "0" * 64, codes, (), codes[:, :2].numpy()),
-                            ExplorerPage("style.html", "style", VAE(VAEConfig("mlp", 4, (512, 256), classes=10)),
-                                         "0" * 64, codes[:, :4], ())],
+                            ExplorerPage("style.html", "style", style, "0" * 64, encode_means(style, images, labels), ())],
                            images, labels, tuple(map(str, range(10))), 8, 10)
-    assert sum(map(len, files.values())) <= 25_000_000
+    assert len(images) == 10_000 and sum(map(len, files.values())) <= 25_000_000
+    for file, data in files.items():
+        (tmp_path / file).write_bytes(data)
+    page = OpenPage(browser, tmp_path, "index.html")
+    z = torch.randn(24, generator=torch.Generator().manual_seed(6))
+    page.set_z(z)
+    assert_decodes(page.decoded(), default, z)
+    assert not page.errors
+    page.close()
 
 
 def test_an_experiments_page_shows_that_experiment(browser, tiny_project):
