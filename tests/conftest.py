@@ -92,6 +92,7 @@ TINY = {
     "anomaly.test_subset": 300,
 }
 
+
 def chromium() -> str:
     """Debian's chromium (`.ci/run` installs it); its absence fails under CI and skips elsewhere."""
     found = shutil.which("chromium") or shutil.which("chromium-browser")

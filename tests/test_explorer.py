@@ -77,29 +77,23 @@ def assert_decodes(shown: np.ndarray, model: VAE, z: torch.Tensor, label: int | 
     assert np.abs(shown - expected).max() <= TOLERANCE
 
 
-@pytest.fixture(scope="module")
-def explorer_run(tiny_run) -> Path:
-    """The tiny run's explorer folder (the explore stage ran in it, after every other stage)."""
-    return tiny_run
-
-
 @pytest.fixture
-def vae_page(browser, explorer_run):
-    page = OpenPage(browser, explorer_run / "plots" / "explorer", "index.html")
+def vae_page(browser, tiny_run):
+    page = OpenPage(browser, tiny_run / "plots" / "explorer", "index.html")
     yield page
     page.close()
 
 
 @pytest.fixture
-def style_page(browser, explorer_run):
-    page = OpenPage(browser, explorer_run / "plots" / "explorer", "style.html")
+def style_page(browser, tiny_run):
+    page = OpenPage(browser, tiny_run / "plots" / "explorer", "style.html")
     yield page
     page.close()
 
 
-def test_pages_open_offline_with_no_request_outside_their_folder_and_no_console_error(browser, explorer_run):
-    folder = explorer_run / "plots" / "explorer"
-    evaluate = json.loads((explorer_run / "metrics" / "evaluate.json").read_text())
+def test_pages_open_offline_with_no_request_outside_their_folder_and_no_console_error(browser, tiny_run):
+    folder = tiny_run / "plots" / "explorer"
+    evaluate = json.loads((tiny_run / "metrics" / "evaluate.json").read_text())
     for name, facts in (("index.html", ["latent size4", f"test NLL{evaluate['test_nll']:.2f} nats"]),
                         ("style.html", ["latent size4", "conditional on the label", "test −ELBO given the label"])):
         page = OpenPage(browser, folder, name)
@@ -112,8 +106,8 @@ def test_pages_open_offline_with_no_request_outside_their_folder_and_no_console_
         page.close()
 
 
-def test_the_canvas_is_pytorchs_decode_of_the_current_z(vae_page, explorer_run):
-    model = load_model(str(explorer_run / "models" / "vae.safetensors"), CPU)
+def test_the_canvas_is_pytorchs_decode_of_the_current_z(vae_page, tiny_run):
+    model = load_model(str(tiny_run / "models" / "vae.safetensors"), CPU)
     gen = torch.Generator().manual_seed(0)
     for _ in range(3):
         z = 2 * torch.randn(model.config.latent_dim, generator=gen)
@@ -121,8 +115,8 @@ def test_the_canvas_is_pytorchs_decode_of_the_current_z(vae_page, explorer_run):
         assert_decodes(vae_page.decoded(), model, z)
 
 
-def test_the_conditional_page_decodes_the_same_z_as_every_label(style_page, explorer_run):
-    model = load_model(str(explorer_run / "models" / "style.safetensors"), CPU)
+def test_the_conditional_page_decodes_the_same_z_as_every_label(style_page, tiny_run):
+    model = load_model(str(tiny_run / "models" / "style.safetensors"), CPU)
     z = torch.randn(model.config.latent_dim, generator=torch.Generator().manual_seed(1))
     style_page.set_z(z)
     for label in (3, 7):
@@ -134,9 +128,9 @@ def test_the_conditional_page_decodes_the_same_z_as_every_label(style_page, expl
         assert_decodes(shown, model, z, label)
 
 
-def test_each_slider_moves_z_along_its_direction_and_redraws_within_budget(vae_page, explorer_run):
-    model = load_model(str(explorer_run / "models" / "vae.safetensors"), CPU)
-    images, _ = load_split(explorer_run / "data" / "raw", "test")
+def test_each_slider_moves_z_along_its_direction_and_redraws_within_budget(vae_page, tiny_run):
+    model = load_model(str(tiny_run / "models" / "vae.safetensors"), CPU)
+    images, _ = load_split(tiny_run / "data" / "raw", "test")
     mean, axes, scales = principal_axes(encode_means(model, images), 8)
     sliders = vae_page.page.locator("#sliders input[type=range]")
     assert sliders.count() == model.config.latent_dim  # 8 asked, capped at latent_dim 4
@@ -158,9 +152,9 @@ def test_each_slider_moves_z_along_its_direction_and_redraws_within_budget(vae_p
     assert len(timings) == sliders.count() and max(timings) <= REDRAW_BUDGET_MS, timings
 
 
-def test_hovering_shows_the_test_image_and_clicking_makes_its_code_current(vae_page, explorer_run):
-    model = load_model(str(explorer_run / "models" / "vae.safetensors"), CPU)
-    images, labels = load_split(explorer_run / "data" / "raw", "test")
+def test_hovering_shows_the_test_image_and_clicking_makes_its_code_current(vae_page, tiny_run):
+    model = load_model(str(tiny_run / "models" / "vae.safetensors"), CPU)
+    images, labels = load_split(tiny_run / "data" / "raw", "test")
     codes = encode_means(model, images)
     for i in (5, 123):
         x, y = vae_page.point(i)
@@ -181,14 +175,14 @@ def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
 
 
 @pytest.mark.parametrize("page_name, end_by", [("index.html", "alt-click"), ("style.html", "button")])
-def test_the_walk_has_the_configured_frames_and_its_ends_decode_the_two_picked_images(browser, explorer_run,
+def test_the_walk_has_the_configured_frames_and_its_ends_decode_the_two_picked_images(browser, tiny_run,
                                                                                       page_name, end_by):
     model_file = "vae.safetensors" if page_name == "index.html" else "style.safetensors"
-    model = load_model(str(explorer_run / "models" / model_file), CPU)
+    model = load_model(str(tiny_run / "models" / model_file), CPU)
     conditional = model.config.classes > 0
-    images, labels = load_split(explorer_run / "data" / "raw", "test")
+    images, labels = load_split(tiny_run / "data" / "raw", "test")
     codes = encode_means(model, images, labels if conditional else None).double().numpy()
-    page = OpenPage(browser, explorer_run / "plots" / "explorer", page_name)
+    page = OpenPage(browser, tiny_run / "plots" / "explorer", page_name)
     page.page.keyboard.down("Shift")  # shift-click: the walk's start
     page.page.mouse.click(*page.point(40))
     page.page.keyboard.up("Shift")
@@ -278,28 +272,28 @@ def test_principal_axes_are_orthonormal_signed_and_scaled():
     assert scales == pytest.approx([3.0, 1.0], rel=0.08)
 
 
-def test_the_stage_rebuilds_the_same_bytes(explorer_run, tmp_path, monkeypatch):
+def test_the_stage_rebuilds_the_same_bytes(tiny_run, tmp_path, monkeypatch):
     again = tmp_path / "again"
     for part in ("data", "models", "metrics"):
-        shutil.copytree(explorer_run / part, again / part)
-    shutil.copy(explorer_run / "params.yaml", again / "params.yaml")
+        shutil.copytree(tiny_run / part, again / part)
+    shutil.copy(tiny_run / "params.yaml", again / "params.yaml")
     monkeypatch.chdir(again)
     run_stage_script("explore")
-    first, second = explorer_run / "plots" / "explorer", again / "plots" / "explorer"
+    first, second = tiny_run / "plots" / "explorer", again / "plots" / "explorer"
     names = sorted(p.name for p in first.iterdir())
     assert names == sorted(p.name for p in second.iterdir())
     assert names == ["explorer.css", "explorer.js", "index.html", "index.js", "style.html", "style.js",
                      "test_images.js"]
     for name in names:
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
-        assert str(explorer_run).encode() not in (first / name).read_bytes()
+        assert str(tiny_run).encode() not in (first / name).read_bytes()
 
 
-def test_the_default_architecture_fits_in_25_mb_and_decodes_as_in_pytorch(browser, explorer_run, tmp_path):
+def test_the_default_architecture_fits_in_25_mb_and_decodes_as_in_pytorch(browser, tiny_run, tmp_path):
     """The default params' models (random weights: a folder of the same size) on the whole test set."""
     torch.manual_seed(5)
     default, style = VAE(VAEConfig("mlp", 24, (512, 256))).eval(), VAE(VAEConfig("mlp", 4, (512, 256), classes=10))
-    images, labels = load_split(explorer_run / "data" / "raw", "test")
+    images, labels = load_split(tiny_run / "data" / "raw", "test")
     codes = encode_means(default, images)
     files = explorer_files([ExplorerPage("index.html", "default", default, "0" * 64, codes, (), codes[:, :2].numpy()),
                             ExplorerPage("style.html", "style", style, "0" * 64, encode_means(style, images, labels), ())],

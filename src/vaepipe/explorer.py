@@ -76,15 +76,11 @@ def decoder_program(model: VAE) -> tuple[list[dict], np.ndarray]:
     """
     layers: list[dict] = []
     weights: list[np.ndarray] = []
-    offset = 0
 
     def take(*tensors: torch.Tensor) -> int:
-        nonlocal offset
-        start = offset
-        for t in tensors:
-            flat = t.detach().cpu().float().reshape(-1).numpy()
-            weights.append(flat)
-            offset += len(flat)
+        """Append the tensors' values to the weights; where the first one starts."""
+        start = sum(map(len, weights))
+        weights.extend(t.detach().cpu().float().reshape(-1).numpy() for t in tensors)
         return start
 
     shape: tuple[int, ...] = (model.config.latent_dim + model.config.classes,)
