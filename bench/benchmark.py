@@ -26,10 +26,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import json
-import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -44,6 +41,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "src"))
 sys.path.insert(0, str(REPO_ROOT / "bench"))
 
+from machine import describe  # noqa: E402
 from vaepipe.artifacts import file_sha256  # noqa: E402
 from vaepipe import lossy_compression  # noqa: E402
 from vaepipe.compression import decode_file, encode_file  # noqa: E402
@@ -52,7 +50,7 @@ from vaepipe.errors import PipelineError  # noqa: E402
 from vaepipe.evaluation import likelihood_bounds  # noqa: E402
 from vaepipe.model import VAE, VAEConfig, load_model  # noqa: E402
 from vaepipe.params import TrainParams, load_params  # noqa: E402
-from vaepipe.runtime import autocast, compute_dtype, generator, make_deterministic, select_device  # noqa: E402
+from vaepipe.runtime import autocast, generator, make_deterministic, select_device  # noqa: E402
 from vaepipe.training import Trainer, split_train_val, train  # noqa: E402
 
 CANONICAL = VAEConfig(arch="mlp", latent_dim=20, hidden=(400,))
@@ -245,27 +243,12 @@ def run_worker(args: argparse.Namespace, name: str, *extra: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def machine(device: torch.device) -> dict:
-    cpu = platform.processor()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    info = {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "python": platform.python_version(), "device": str(device),
-            "date": datetime.date.today().isoformat()}
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name()
-    return info
-
-
 def summarise(runs: list[dict[str, dict]], nll: dict[str, dict], device: torch.device) -> dict:
     def median(section: str, key: str) -> float:
         return statistics.median(run[section][key] for run in runs)
 
     peaks = {precision: median("peak", f"{precision}_gflops") for precision in PRECISIONS}
-    summary = {"machine": machine(device), "repeats": len(runs), "matmul_peak_gflops": peaks, "raw": runs}
+    summary = {"machine": describe(device), "repeats": len(runs), "matmul_peak_gflops": peaks, "raw": runs}
     if "canonical" in runs[0]:
         summary["train"] = train_summary(runs, median, peaks)
     if "eval-fp32" in runs[0]:

@@ -43,7 +43,7 @@ def main() -> None:
     config = VAEConfig.from_params(sp.latent_dim, tp, classes=CLASSES)
     model = VAE(config).to(device)
     print(f"training the conditional {config} on {len(train_x)} images ({device})")
-    settings = {"seed": params.seed, "device": str(device), "train": dataclasses.asdict(tp), "config": config.to_dict()}
+    settings = {"seed": params.seed, "train": dataclasses.asdict(tp), "config": config.to_dict()}
     inputs = [Path(__file__), *(Path(DATA_DIR) / name for name in SPLIT_FILES["train"])]
     checkpoint = Checkpoint(CHECKPOINT_PATH, fingerprint(settings, inputs))
     kept_epoch = train(model, train_x.to(device), binarized_once(val_x, tp.binarize).to(device), tp, params.seed,

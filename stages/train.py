@@ -55,8 +55,8 @@ def fit(params: Params, world: World, device: torch.device) -> None:
         print(f"training {config} on {len(train_x)} images ({device}, {world.size} process(es)), "
               f"validating on {len(val_x)}")
     # The dataset enters the fingerprint through its files (`inputs`).
-    settings = {"seed": params.seed, "latent_dim": params.latent_dim, "device": device.type,
-                "train": dataclasses.asdict(params.train)}
+    # Not the device: a run cut short on a GPU can finish on a CPU, and back (vaepipe.training).
+    settings = {"seed": params.seed, "latent_dim": params.latent_dim, "train": dataclasses.asdict(params.train)}
     inputs = [Path(__file__), *(Path(DATA_DIR) / name for name in SPLIT_FILES["train"])]
     checkpoint = Checkpoint(CHECKPOINT_PATH, fingerprint(settings, inputs))
     train_on = functools.partial(train, model, train_x.to(device), val_x.to(device), params.train, params.seed,

@@ -24,6 +24,7 @@ from torch import nn
 
 from vaepipe.model import VAE, append_one_hot
 from vaepipe.objectives import bernoulli_nll_and_grad, gaussian_kl
+from vaepipe.runtime import compiled
 
 # A layer computes in bf16 only when both its widths are at least this (measured: bf16 pays from 128 on).
 BF16_MIN_WIDTH = 128
@@ -84,7 +85,7 @@ def _backward(layers: list[_Layer], activations: list[torch.Tensor], grad: torch
 # 1.09 s eager, fp32 1.13 s against 1.25 s; compiling costs the first epoch 4-8 s (2 s from the on-disk cache).
 # Its arguments are plain tensors, so models of the same shape share a graph; the limit leaves room for the many
 # small models a test session trains.
-@torch.compile(dynamic=False, recompile_limit=64)
+@compiled(dynamic=False, recompile_limit=64)
 @torch.no_grad()
 def _elbo_step(encoder: list[_Layer], decoder: list[_Layer], refresh: tuple[list, list, list, list],
                x: torch.Tensor, noise: torch.Tensor, beta: torch.Tensor, labels: torch.Tensor | None,
@@ -129,6 +130,9 @@ class ELBOGradient:
         # Float32 layers multiply the parameters and gradients themselves; bf16 ones copies, listed here.
         self.params, self.grads, self.low_params, self.low_grads = [], [], [], []
         self.encoder, self.decoder = (self._compute_layers(stack) for stack in (model.encoder, model.decoder))
+        # beta as a device tensor: a float would be compiled in as a constant (the KL warm-up changes it every
+        # step), and a new tensor a step would be a copy from the host that waits for the GPU.
+        self.beta = torch.zeros((), device=model.encoder[0].weight.device)
 
     def _compute_layers(self, stack: nn.Sequential) -> list[_Layer]:
         layers = []
@@ -146,6 +150,5 @@ class ELBOGradient:
 
     def __call__(self, x: torch.Tensor, noise: torch.Tensor, beta: float, labels: torch.Tensor | None = None
                  ) -> torch.Tensor:
-        # beta as a tensor: a float would be compiled in as a constant, and the KL warm-up changes it every step.
         return _elbo_step(self.encoder, self.decoder, (self.params, self.grads, self.low_params, self.low_grads),
-                          x, noise, torch.tensor(beta, device=x.device), labels, self.latent_dim, self.classes)
+                          x, noise, self.beta.fill_(beta), labels, self.latent_dim, self.classes)

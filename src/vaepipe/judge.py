@@ -82,8 +82,8 @@ def train_judge(x: torch.Tensor, y: torch.Tensor, params: JudgeParams, device: t
     for epoch in range(1, params.epochs + 1):
         judge.train()
         total = torch.zeros((), device=device)
-        for batch in torch.randperm(len(x), generator=order_gen).split(params.batch_size):
-            batch = batch.to(device)
+        # One copy of the epoch's order to the device: a copy a batch would wait for the device every step.
+        for batch in torch.randperm(len(x), generator=order_gen).to(device).split(params.batch_size):
             with autocast(dtype, device):
                 logits = judge(x[batch])
             loss = F.cross_entropy(logits.float(), y[batch])

@@ -6,6 +6,8 @@ import math
 
 import torch
 
+from vaepipe.runtime import compiled
+
 LOG_2PI = math.log(2 * math.pi)
 
 
@@ -16,7 +18,7 @@ def _bernoulli_nll_per_pixel(logits: torch.Tensor, x: torch.Tensor, exp_neg_abs:
     return logits.clamp(min=0) - logits * x + torch.log(1 + exp_neg_abs)
 
 
-@torch.compile(dynamic=True)
+@compiled(dynamic=True)
 def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """-log p(x|z) per image, summed over pixels; `x` may be grey (then it is a cross-entropy).
 
@@ -28,7 +30,7 @@ def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return _bernoulli_nll_per_pixel(logits, x, torch.exp(-logits.abs())).sum(-1)
 
 
-@torch.compile(dynamic=True)
+@compiled(dynamic=True)
 def bernoulli_nll_and_grad(logits: torch.Tensor, x: torch.Tensor, scale: float
                            ) -> tuple[torch.Tensor, torch.Tensor]:
     """The batch's total -log p(x|z), and the gradient of `scale` times it w.r.t. the logits, in one pass.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 
 import torch
@@ -41,6 +42,17 @@ def compute_dtype(precision: str, device: torch.device) -> torch.dtype:
 def autocast(dtype: torch.dtype, device: torch.device) -> torch.autocast:
     """A context in which layers compute in `dtype`: bf16 autocast on float32 weights, or nothing for float32."""
     return torch.autocast(device.type, torch.bfloat16, enabled=dtype == torch.bfloat16)
+
+
+def compiled(*, dynamic: bool, recompile_limit: int = 8):
+    """`torch.compile` keeping up to `recompile_limit` graphs of the function (one per input shape when not
+    `dynamic`). Torch before 2.14 takes no per-function limit: there the process-wide one is raised to it."""
+    if "recompile_limit" in inspect.signature(torch.compile).parameters:
+        return torch.compile(dynamic=dynamic, recompile_limit=recompile_limit)
+    from torch._dynamo import config
+
+    config.recompile_limit = max(config.recompile_limit, recompile_limit)
+    return torch.compile(dynamic=dynamic)
 
 
 def make_deterministic(seed: int) -> None:

@@ -123,7 +123,7 @@ class Trainer:
                  hand_written: bool | None = None, train_labels: torch.Tensor | None = None, world: World = World()):
         self.model, self.train_x, self.params, self.train_labels, self.world = model, train_x, params, train_labels, world
         device = train_x.device
-        self.gen = generator(device, seed)
+        self.seed, self.gen = seed, generator(device, seed)
         # Adam is elementwise, so one flat tensor gives the same updates as per-layer tensors, in one
         # fused kernel and without a Python loop over parameters.
         self.flat_params = flatten_parameters(model)
@@ -212,7 +212,7 @@ class Trainer:
         tensors = {"parameters": self.flat_params, "adam.step": adam["step"], "adam.exp_avg": adam["exp_avg"],
                    "adam.exp_avg_sq": adam["exp_avg_sq"], "rng.train": self.gen.get_state(),
                    "rng.torch": torch.get_rng_state()}
-        meta = {"epoch": self.epoch, "adam.param_groups": optimizer["param_groups"]}
+        meta = {"epoch": self.epoch, "adam.param_groups": optimizer["param_groups"], "device": self.gen.device.type}
         return tensors, meta
 
     def load_state_dict(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
@@ -221,9 +221,17 @@ class Trainer:
         self.optimizer.load_state_dict({
             "state": {0: {name: tensors[f"adam.{name}"] for name in ("step", "exp_avg", "exp_avg_sq")}},
             "param_groups": meta["adam.param_groups"]})
-        self.gen.set_state(tensors["rng.train"])
-        torch.set_rng_state(tensors["rng.torch"])
         self.epoch = meta["epoch"]
+        if self.resumes_on_another_device(meta):
+            # A CPU generator's state means nothing to a CUDA one's (and back): the remaining epochs draw
+            # from a seed of their own, so such a run is reproducible, though not an uninterrupted run's twin.
+            self.gen.manual_seed(self.seed + self.epoch)
+        else:
+            self.gen.set_state(tensors["rng.train"])
+        torch.set_rng_state(tensors["rng.torch"])
+
+    def resumes_on_another_device(self, meta: dict) -> bool:
+        return meta.get("device", self.gen.device.type) != self.gen.device.type
 
     def _check_finite(self, step_losses: torch.Tensor) -> None:
         bad = (~torch.isfinite(step_losses[:, 0])).nonzero()
@@ -263,7 +271,9 @@ def train(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor, params: TrainP
         best_params.copy_(tensors["best_parameters"])
         history, best = meta["history"], meta["best"]
         if world.is_main:
-            print(f"resuming from {checkpoint.path} after epoch {trainer.epoch} of {params.epochs}")
+            moved = (f" (saved on {meta['device']}, going on on {train_x.device.type} with fresh noise)"
+                     if trainer.resumes_on_another_device(meta) else "")
+            print(f"resuming from {checkpoint.path} after epoch {trainer.epoch} of {params.epochs}{moved}")
     for epoch, (train_stats, val_stats) in enumerate(history, start=1):
         on_epoch_end(epoch, EpochStats(**train_stats), EpochStats(**val_stats))
     bar = tqdm(range(trainer.epoch + 1, params.epochs + 1), desc="train", unit="epoch",
