@@ -240,7 +240,9 @@ def run_worker(args: argparse.Namespace, name: str, *extra: str) -> dict:
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode:
         sys.exit(f"error: benchmark worker `{name}` failed: {done.stderr.strip().splitlines()[-1]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"{name} {' '.join(extra)}: {json.dumps(result)}", file=sys.stderr, flush=True)  # progress, as it comes
+    return result
 
 
 def summarise(runs: list[dict[str, dict]], nll: dict[str, dict], device: torch.device) -> dict:
@@ -434,15 +436,12 @@ def main() -> None:
     for repeat in range(1, args.repeats + 1):
         run = {name: run_worker(args, name) for name in ("peak", *MEASUREMENTS[args.only])}
         runs.append(run)
-        print(f"repeat {repeat}/{args.repeats}: " + ", ".join(f"{name} {json.dumps(result)}"
-                                                              for name, result in run.items()), file=sys.stderr)
     nll = {}
     if args.only in (None, "nll"):
         first = load_params(REPO_ROOT / "params.yaml").seed
         seeds = [int(seed) for seed in args.nll_seeds.split(",")] if args.nll_seeds else list(range(first, first + NLL_SEEDS))
         nll = {precision: [run_worker(args, f"nll-{precision}", "--nll-seed", str(seed)) for seed in seeds]
                for precision in PRECISIONS}
-        print(f"nll: {json.dumps(nll)}", file=sys.stderr)
     summary = summarise(runs, nll, select_device(args.device))
     text = json.dumps(summary, indent=2)
     if args.out:

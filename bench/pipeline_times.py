@@ -45,14 +45,18 @@ def timed_repro(clone: Path) -> tuple[dict[str, float], float, int]:
     current, since = None, start
     with subprocess.Popen(["dvc", "repro", "--force"], cwd=clone, env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True) as proc:
-        for line in proc.stdout:
-            print(line, end="", file=sys.stderr)
-            match = STAGE_START.match(line)
-            if match:
-                now = time.perf_counter()
-                if current:
-                    stages[current] = now - since
-                current, since = match.group(1), now
+        try:
+            for line in proc.stdout:
+                print(line, end="", file=sys.stderr)
+                match = STAGE_START.match(line)
+                if match:
+                    now = time.perf_counter()
+                    if current:
+                        stages[current] = now - since
+                    current, since = match.group(1), now
+        except KeyboardInterrupt:  # e.g. `timeout -s INT`: stop DVC, keep the times measured so far
+            proc.terminate()
+            current = f"{current} (interrupted)" if current else None
     end = time.perf_counter()
     if current:
         stages[current] = end - since
