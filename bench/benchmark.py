@@ -42,16 +42,16 @@ sys.path.insert(0, str(REPO_ROOT / "src"))
 sys.path.insert(0, str(REPO_ROOT / "bench"))
 
 from machine import describe  # noqa: E402
-from vaepipe.artifacts import file_sha256  # noqa: E402
-from vaepipe import lossy_compression  # noqa: E402
-from vaepipe.compression import decode_file, encode_file  # noqa: E402
-from vaepipe.data import binarized_once, load_split  # noqa: E402
-from vaepipe.errors import PipelineError  # noqa: E402
-from vaepipe.evaluation import likelihood_bounds  # noqa: E402
-from vaepipe.model import VAE, VAEConfig, load_model  # noqa: E402
-from vaepipe.params import TrainParams, load_params  # noqa: E402
-from vaepipe.runtime import autocast, generator, make_deterministic, select_device  # noqa: E402
-from vaepipe.training import Trainer, split_train_val, train  # noqa: E402
+from vaepipe.codecs import lossy  # noqa: E402
+from vaepipe.codecs.bitsback import decode_file, encode_file  # noqa: E402
+from vaepipe.core.artifacts import file_sha256  # noqa: E402
+from vaepipe.core.errors import PipelineError  # noqa: E402
+from vaepipe.core.params import TrainParams, load_params  # noqa: E402
+from vaepipe.core.runtime import autocast, generator, make_deterministic, select_device  # noqa: E402
+from vaepipe.data.datasets import binarize_set, load_split  # noqa: E402
+from vaepipe.vae.evaluation import likelihood_bounds  # noqa: E402
+from vaepipe.vae.model import VAE, VAEConfig, load_model  # noqa: E402
+from vaepipe.vae.training import Trainer, split_train_val, train  # noqa: E402
 
 CANONICAL = VAEConfig(arch="mlp", latent_dim=20, hidden=(400,))
 BATCH_SIZE = 128
@@ -140,7 +140,7 @@ def measure_eval(data_dir: Path, device: torch.device, n_images: int, k: int, pr
     """The importance-sampled NLL of the evaluate stage, on an untrained canonical-size model."""
     make_deterministic(SEED)
     images, _ = load_split(data_dir, "test")
-    x = binarized_once(images[:n_images], "dynamic").to(device)
+    x = binarize_set(images[:n_images], "dynamic").to(device)
     model = VAE(CANONICAL).to(device)
     with autocast(DTYPES[precision], device):
         likelihood_bounds(model, x[:8], k=64, gen=generator(device, SEED))  # compile the fused kernel first
@@ -164,14 +164,14 @@ def measure_nll(data_dir: Path, device: torch.device, precision: str, args: argp
     make_deterministic(params.seed)
     images, _ = load_split(data_dir, "train")
     train_x, val_x = split_train_val(images, train_params.val_size, params.seed, train_params.train_subset)
-    val_x = binarized_once(val_x, train_params.binarize)
+    val_x = binarize_set(val_x, train_params.binarize)
     model = VAE(VAEConfig.from_params(params.latent_dim, train_params)).to(device)
     start = time.perf_counter()
     train(model, train_x.to(device), val_x.to(device), train_params, params.seed, lambda *stats: None)
     result = {"seed": params.seed, "train_s": time.perf_counter() - start, "epochs": train_params.epochs,
               "k": args.nll_k}
     test, _ = load_split(data_dir, "test")
-    x = binarized_once(test[:args.nll_images or len(test)], train_params.binarize).to(device)
+    x = binarize_set(test[:args.nll_images or len(test)], train_params.binarize).to(device)
     result["images"] = len(x)
     for eval_precision in PRECISIONS:
         start = time.perf_counter()
@@ -186,7 +186,7 @@ def measure_compress(data_dir: Path, model_path: str, n_images: int) -> dict:
     """Bits-back encode and decode of the binarised test images, as the compress stage runs them (CPU)."""
     make_deterministic(SEED)
     images, _ = load_split(data_dir, "test")
-    x = binarized_once(images[:n_images], "dynamic").to(torch.uint8)
+    x = binarize_set(images[:n_images], "dynamic").to(torch.uint8)
     model, model_sha256 = load_model(model_path, torch.device("cpu")), file_sha256(model_path)
     start = time.perf_counter()
     data = encode_file(x, model, model_sha256, precision=8, batch_size=100, extra_header={})
@@ -205,10 +205,10 @@ def measure_lossy(data_dir: Path, model_path: str, n_images: int) -> dict:
     step, entropy_model = load_params(REPO_ROOT / "params.yaml").lossy.steps[0], "auto"
     model, model_sha256 = load_model(model_path, torch.device("cpu")), file_sha256(model_path)
     start = time.perf_counter()
-    data, _ = lossy_compression.encode_file(images, model, model_sha256, step, {}, entropy_model)
+    data, _ = lossy.encode_file(images, model, model_sha256, step, {}, entropy_model)
     encode_s = time.perf_counter() - start
     start = time.perf_counter()
-    lossy_compression.decode_file(data, "benchmark", model, model_path, model_sha256)
+    lossy.decode_file(data, "benchmark", model, model_path, model_sha256)
     return {"images": len(images), "step": step, "encode_s": encode_s, "decode_s": time.perf_counter() - start,
             "bytes_per_image": len(data) / len(images)}
 

@@ -3,7 +3,7 @@
     python bench/processes.py                                  # after `dvc repro download`
     python bench/processes.py --repeats 3 --out bench/results-cpu-processes.json
 
-Each run is the train stage as dvc.yaml starts it, `python -m vaepipe.launch --nproc-per-node N stages/train.py`,
+Each run is the train stage as dvc.yaml starts it, `python -m vaepipe.vae.launch --nproc-per-node N stages/train.py`,
 in a temporary folder holding this checkout's stages/ and params.yaml (with train.epochs and train.nproc set) and
 a link to its data/raw. Python's, torch's and torchrun's start-up are the same for a short and a long run, so an
 epoch's time (training plus validation) is the difference of their median wall times over the difference of
@@ -41,7 +41,7 @@ def timed_train(nproc: int, epochs: int) -> tuple[float, float]:
         (work / "data").mkdir()
         (work / "data/raw").symlink_to(REPO_ROOT / "data/raw")
         env = dict(os.environ, PYTHONPATH=str(REPO_ROOT / "src"))
-        command = [sys.executable, "-m", "vaepipe.launch", "--nproc-per-node", str(nproc), "stages/train.py"]
+        command = [sys.executable, "-m", "vaepipe.vae.launch", "--nproc-per-node", str(nproc), "stages/train.py"]
         start = time.perf_counter()
         ran = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True)
         wall = time.perf_counter() - start

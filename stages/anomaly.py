@@ -1,7 +1,12 @@
-"""Stage `anomaly`: is this image normal? Every score of vaepipe.anomaly on two tasks, normal test images
+"""Stage `anomaly`: is this image normal? Every score of vaepipe.anomaly.detector on two tasks, normal test images
 against (1) the out-of-distribution dataset's test images and (2) each MNIST-C corruption of them. Each
 task's best score and the detector's score are chosen on validation images; the test set only scores them.
 Writes the metrics, ROC curves, figures, and the detector that `vaepipe-anomaly` scores new images with.
+
+
+    dvc repro anomaly
+    dvc exp run -S anomaly.ood_dataset=fashion-mnist -S anomaly.k=32
+    vaepipe-anomaly my_digit.png               # score your own images with the detector
 """
 
 import numpy as np
@@ -9,33 +14,30 @@ import pandas as pd
 import torch
 from safetensors import SafetensorError
 
-from vaepipe.anomaly import (SCORES, Detector, Typicality, evaluate_detection, image_statistics,
-                             roc_table, scores_from)
-from vaepipe.artifacts import all_or_nothing, atomic_path, file_sha256, load_tensors, write_json
-from vaepipe.cli import run_stage
-from vaepipe.corruptions import CORRUPTIONS
-from vaepipe.data import anomaly_test_images, load_split, train_val_indices
-from vaepipe.errors import ArtifactError
-from vaepipe.model import load_model
-from vaepipe.params import load_params, require_at_most
-from vaepipe.plots import histograms, labelled_rows
-from vaepipe.runtime import make_deterministic, resolved_precision, select_device
+from vaepipe.anomaly.detector import (Detector, SCORES, Typicality, evaluate_detection, image_statistics, roc_table,
+                                      scores_from)
+from vaepipe.core import paths
+from vaepipe.core.artifacts import all_or_nothing, atomic_path, file_sha256, load_tensors, write_json
+from vaepipe.core.cli import run_stage
+from vaepipe.core.errors import ArtifactError
+from vaepipe.core.params import load_params, require_at_most
+from vaepipe.core.runtime import make_deterministic, resolved_precision, select_device
+from vaepipe.data.corruptions import CORRUPTIONS
+from vaepipe.data.datasets import anomaly_test_images, load_split, train_val_indices
+from vaepipe.figures.plots import histograms, labelled_rows
+from vaepipe.vae.model import load_model
 
-MODEL_PATH = "models/vae.safetensors"
-DETECTOR_PATH = "models/anomaly_detector.safetensors"
-METRICS_PATH = "metrics/anomaly.json"
-PLOTS_DIR = "plots/anomaly"
 N_SHOWN = 12  # images per row in the figures
 
 
 def load_corrupted(split: str) -> dict[str, torch.Tensor]:
-    path = f"data/corrupted/{split}.safetensors"
+    path = f"{paths.CORRUPTED}/{split}.safetensors"
     try:
         tensors, _ = load_tensors(path)
     except (OSError, SafetensorError) as exc:
         raise ArtifactError(f"{path}: cannot be read ({exc}); run `dvc repro corrupt`") from None
     if sorted(tensors) != sorted(CORRUPTIONS):
-        raise ArtifactError(f"{path}: holds other corruptions than vaepipe.corruptions; run `dvc repro corrupt`")
+        raise ArtifactError(f"{path}: holds other corruptions than vaepipe.data.corruptions; run `dvc repro corrupt`")
     return {name: tensors[name].float() / 255 for name in CORRUPTIONS}
 
 
@@ -49,10 +51,10 @@ def main() -> None:
     ap = params.anomaly
     make_deterministic(params.seed)
     device = select_device(params.device)
-    model = load_model(MODEL_PATH, device)
-    train_x, _ = load_split("data/raw", "train")
-    ood_train, _ = load_split("data/ood", "train")
-    test_x, ood_test = (anomaly_test_images(data_dir, ap.test_subset) for data_dir in ("data/raw", "data/ood"))
+    model = load_model(paths.VAE, device)
+    train_x, _ = load_split(paths.RAW, "train")
+    ood_train, _ = load_split(paths.OOD, "train")
+    test_x, ood_test = (anomaly_test_images(data_dir, ap.test_subset) for data_dir in (paths.RAW, paths.OOD))
     fit, val = train_val_indices(len(train_x), params.train.val_size, params.seed)
     require_at_most("anomaly.n_fit", ap.n_fit, len(fit), "the training part of the training split")
     require_at_most("anomaly.n_val", ap.n_val, len(ood_train), f"{params.ood_dataset}'s training split")
@@ -72,30 +74,30 @@ def main() -> None:
     test = scores["test"]
 
     with all_or_nothing():
-        write_json(METRICS_PATH, {"ood_dataset": params.ood_dataset, **metrics})
+        write_json(paths.metrics("anomaly"), {"ood_dataset": params.ood_dataset, **metrics})
         Detector(typicality, thresholds, chosen, ap.false_positive_rate, ap.k, precision,
-                 file_sha256(MODEL_PATH)).save(DETECTOR_PATH)
+                 file_sha256(paths.VAE)).save(paths.ANOMALY_DETECTOR)
         for s in SCORES:
-            write_csv(roc_table(test["normal"][s], test["ood"][s]), f"{PLOTS_DIR}/roc/ood/{s}.csv")
+            write_csv(roc_table(test["normal"][s], test["ood"][s]), f"{paths.plots('anomaly')}/roc/ood/{s}.csv")
         for name in CORRUPTIONS:
             write_csv(roc_table(test["normal"][corruption_best], test[name][corruption_best]),
-                      f"{PLOTS_DIR}/roc/corruption/{name}.csv")
+                      f"{paths.plots('anomaly')}/roc/corruption/{name}.csv")
         write_csv(pd.DataFrame({"corruption": list(CORRUPTIONS), "auroc": [
             metrics["corruption"][name][corruption_best]["auroc"] for name in CORRUPTIONS]}),
-            f"{PLOTS_DIR}/corruption_auroc.csv")
+            f"{paths.plots('anomaly')}/corruption_auroc.csv")
         all_corrupted = {s: np.concatenate([test[name][s] for name in CORRUPTIONS]) for s in SCORES}
         histograms({**{("OOD", s): {"normal test": test["normal"][s], params.ood_dataset: test["ood"][s]}
                        for s in SCORES},
                     **{("corrupted", s): {"normal test": test["normal"][s], "MNIST-C, all types": all_corrupted[s]}
                        for s in SCORES}},
-                   "Anomaly scores of test images (higher = more anomalous)", f"{PLOTS_DIR}/histograms.png")
+                   "Anomaly scores of test images (higher = more anomalous)", f"{paths.plots('anomaly')}/histograms.png")
         order, ood_order = np.argsort(test["normal"][chosen]), np.argsort(test["ood"][chosen])
         labelled_rows({"most anomalous test": test_x[order[::-1][:N_SHOWN].copy()],
                        "least anomalous test": test_x[order[:N_SHOWN].copy()],
                        f"most normal {params.ood_dataset}": ood_test[ood_order[:N_SHOWN].copy()]},
-                      f"Extremes of the {chosen} score", f"{PLOTS_DIR}/extremes.png")
+                      f"Extremes of the {chosen} score", f"{paths.plots('anomaly')}/extremes.png")
         labelled_rows({"clean": test_x[:N_SHOWN], **{name: images["test"][name][:N_SHOWN] for name in CORRUPTIONS}},
-                      "MNIST-C corruptions of the first test images", f"{PLOTS_DIR}/corruptions.png")
+                      "MNIST-C corruptions of the first test images", f"{paths.plots('anomaly')}/corruptions.png")
     print(f"OOD vs {params.ood_dataset}: best {metrics['ood']['best']['score']} AUROC "
           f"{metrics['ood']['best']['auroc']:.4f}; corruptions: best {corruption_best} mean AUROC "
           f"{metrics['corruption']['best']['auroc']:.4f}; detector: {chosen}")

@@ -1,9 +1,13 @@
 """Stage `cluster`: clusters of the posterior means mu(x) of all 70,000 images (training and test), found
-without labels by every method of vaepipe.clustering and scored against the classes on the test set and on
+without labels by every method of vaepipe.latent.clustering and scored against the classes on the test set and on
 all images. Writes the headline clustering's assignments (the downstream stage names its clusters with few
 labels; generate colours its latent map by them) with a 2-D UMAP map of the test codes (generate's default
 map), the metrics, the most central test images per cluster, and the decoded mean code of every method's
 clusters.
+
+
+    dvc repro cluster
+    dvc exp run -S cluster.umap_neighbors=30 -S cluster.gmm_inits=8
 """
 
 import json
@@ -12,21 +16,19 @@ import numpy as np
 import pandas as pd
 import torch
 
-from vaepipe.artifacts import all_or_nothing, atomic_path, save_tensors, write_json
-from vaepipe.cli import run_stage
-from vaepipe.clustering import (CLUSTER_MIN_DIST, HEADLINE, cluster_means, cluster_to_class, clustering_scores,
-                                fit_clusterings, in_class_order, most_central)
-from vaepipe.data import DATASETS, load_split
-from vaepipe.latent import decode_probs, embed_2d, encode_means, umap_embedding
-from vaepipe.model import load_model
-from vaepipe.params import load_params
-from vaepipe.plots import labelled_rows
-from vaepipe.runtime import make_deterministic, select_device
+from vaepipe.core import paths
+from vaepipe.core.artifacts import all_or_nothing, atomic_path, save_tensors, write_json
+from vaepipe.core.cli import run_stage
+from vaepipe.core.params import load_params
+from vaepipe.core.runtime import make_deterministic, select_device
+from vaepipe.data.datasets import DATASETS, load_split
+from vaepipe.figures.plots import labelled_rows
+from vaepipe.latent.clustering import (CLUSTER_MIN_DIST, HEADLINE, cluster_means, cluster_to_class, clustering_scores,
+                                       fit_clusterings, in_class_order, most_central)
+from vaepipe.latent.embedding import embed_2d, umap_embedding
+from vaepipe.vae.codes import decode_probs, posterior_means
+from vaepipe.vae.model import load_model
 
-MODEL_PATH = "models/vae.safetensors"
-CLUSTERS_PATH = "data/clusters.safetensors"
-METRICS_PATH = "metrics/cluster.json"
-PLOTS_DIR = "plots/cluster"
 N_CENTRAL = 12  # images per cluster in the figure
 
 
@@ -34,10 +36,10 @@ def main() -> None:
     params = load_params()
     cp = params.cluster
     make_deterministic(params.seed)
-    model = load_model(MODEL_PATH, select_device(params.device))
+    model = load_model(paths.VAE, select_device(params.device))
     device = next(model.parameters()).device
-    (train_x, train_y), (test_x, test_y) = (load_split("data/raw", split) for split in ("train", "test"))
-    codes = np.concatenate([encode_means(model, x.to(device)).numpy() for x in (train_x, test_x)])
+    (train_x, train_y), (test_x, test_y) = (load_split(paths.RAW, split) for split in ("train", "test"))
+    codes = np.concatenate([posterior_means(model, x.to(device)).numpy() for x in (train_x, test_x)])
     labels = np.concatenate([train_y.numpy(), test_y.numpy()])
     test = slice(len(train_y), None)
     classes = DATASETS[params.dataset].classes
@@ -62,18 +64,18 @@ def main() -> None:
     test_map = torch.as_tensor(embed_2d(codes[test], "umap", params.seed))
 
     with all_or_nothing():
-        save_tensors(CLUSTERS_PATH, {"train": torch.as_tensor(clusters[:len(train_y)]),
+        save_tensors(paths.CLUSTERS, {"train": torch.as_tensor(clusters[:len(train_y)]),
                                      "test": torch.as_tensor(clusters[test]), "test_map": test_map},
                      {"clustering": json.dumps({"method": HEADLINE, "n_clusters": cp.n_clusters})})
-        write_json(METRICS_PATH, metrics)
-        with atomic_path(f"{PLOTS_DIR}/confusion.csv") as tmp:
+        write_json(paths.metrics("cluster"), metrics)
+        with atomic_path(f"{paths.plots('cluster')}/confusion.csv") as tmp:
             pd.DataFrame({"actual": [classes[y] for y in labels[test]],
                           "cluster": [cluster_names[k] for k in clusters[test]]}).to_csv(tmp, index=False)
         labelled_rows({f"cluster → {cluster_names[k]}": test_x[central[k]]
                        for k in in_class_order(labels[test], clusters[test], cp.n_clusters) if k in central},
-                      f"Most central test images of each cluster ({HEADLINE})", f"{PLOTS_DIR}/central.png")
+                      f"Most central test images of each cluster ({HEADLINE})", f"{paths.plots('cluster')}/central.png")
         labelled_rows(decoded_means, "Decoded mean code of each cluster, in the order of the matched classes",
-                      f"{PLOTS_DIR}/centres.png")
+                      f"{paths.plots('cluster')}/centres.png")
     print(f"{HEADLINE} on the test set: accuracy {metrics['accuracy']:.4f}, NMI {metrics['nmi']:.4f}, "
           f"ARI {metrics['ari']:.4f}")
 

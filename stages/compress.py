@@ -1,7 +1,11 @@
 """Stage `compress`: the binarised test set (the evaluate stage's fixed binarisation) compressed into one
-file with bits-back ANS coding (vaepipe.compression), decoded again and checked bit for bit; its rate
+file with bits-back ANS coding (vaepipe.codecs.bitsback), decoded again and checked bit for bit; its rate
 against the model's -ELBO and against generic lossless formats on the same images. The file decompresses
 with `vaepipe-decompress` into a .npy array [N, 28, 28] of 0/1 bytes.
+
+    dvc repro compress
+    dvc exp run -S compress.latent_precision=10
+    vaepipe-decompress data/compressed/test.vbb -o test.npy
 
 Speeds (images/s) are printed, not written to the metrics: they differ run to run, and the metrics and
 dvc.lock of a run are byte-identical to another run's (`bench/benchmark.py --only compress` records them).
@@ -12,21 +16,21 @@ from pathlib import Path
 
 import torch
 
-from vaepipe.artifacts import all_or_nothing, file_sha256, write_bytes, write_json
-from vaepipe.cli import run_stage
-from vaepipe.compression import baseline_sizes, decode_file, encode_file
-from vaepipe.data import IMAGE_PIXELS, IMAGE_SIDE, binarized_once, load_split
-from vaepipe.errors import DataError
-from vaepipe.evaluation import likelihood_bounds
-from vaepipe.image_files import binary_images
-from vaepipe.model import load_model
-from vaepipe.objectives import nats_to_bits_per_dim
-from vaepipe.params import load_params, require_at_most
-from vaepipe.runtime import generator, make_deterministic, select_device
+from vaepipe.codecs.baselines import baseline_sizes
+from vaepipe.codecs.bitsback import decode_file, encode_file
+from vaepipe.core import paths
+from vaepipe.core.artifacts import all_or_nothing, file_sha256, write_bytes, write_json
+from vaepipe.core.cli import run_stage
+from vaepipe.core.errors import DataError
+from vaepipe.core.params import load_params, require_at_most
+from vaepipe.core.paths import IMAGE_PIXELS, IMAGE_SIDE
+from vaepipe.core.runtime import generator, make_deterministic, select_device
+from vaepipe.data.datasets import binarize_set, load_split
+from vaepipe.data.image_files import binary_images
+from vaepipe.vae.evaluation import likelihood_bounds
+from vaepipe.vae.model import load_model
+from vaepipe.vae.objectives import nats_to_bits_per_dim
 
-MODEL_PATH = "models/vae.safetensors"
-COMPRESSED_PATH = "data/compressed/test.vbb"
-METRICS_PATH = "metrics/compress.json"
 # Posterior samples per image for the -ELBO the rate is compared with. At 20 its mean over the test set moved by
 # < 0.005 nats (1e-5 bits/pixel) between seeds, and took 1.2 s where 100 took 8.2.
 ELBO_SAMPLES = 20
@@ -36,23 +40,23 @@ def main() -> None:
     params = load_params()
     cp = params.compress
     make_deterministic(params.seed)
-    select_device(params.device)  # checks the param; the coder runs on the CPU (see vaepipe.compression)
-    model = load_model(MODEL_PATH, torch.device("cpu"))
-    model_sha256 = file_sha256(MODEL_PATH)
-    images, _ = load_split("data/raw", "test")
+    select_device(params.device)  # checks the param; the coder runs on the CPU (see vaepipe.codecs.bitsback)
+    model = load_model(paths.VAE, torch.device("cpu"))
+    model_sha256 = file_sha256(paths.VAE)
+    images, _ = load_split(paths.RAW, "test")
     require_at_most("compress.test_subset", cp.test_subset, len(images), "the test set")
-    binary = binarized_once(images[: cp.test_subset or len(images)], "dynamic").to(torch.uint8)
-    x, layout = binary_images(Path(COMPRESSED_PATH), binary.view(-1, IMAGE_SIDE, IMAGE_SIDE).numpy(), "npy")
+    binary = binarize_set(images[: cp.test_subset or len(images)], "dynamic").to(torch.uint8)
+    x, layout = binary_images(Path(paths.COMPRESSED), binary.view(-1, IMAGE_SIDE, IMAGE_SIDE).numpy(), "npy")
     pixels = x.numel()
 
     start = time.perf_counter()
     data = encode_file(x, model, model_sha256, cp.latent_precision, cp.batch_size, {"array": layout})
     encode_s = time.perf_counter() - start
     start = time.perf_counter()
-    header, decoded = decode_file(data, COMPRESSED_PATH, model, MODEL_PATH, model_sha256)
+    header, decoded = decode_file(data, paths.COMPRESSED, model, paths.VAE, model_sha256)
     decode_s = time.perf_counter() - start
     if not torch.equal(decoded, x):
-        raise DataError(f"{COMPRESSED_PATH}: decoding did not give back the images bit for bit")
+        raise DataError(f"{paths.COMPRESSED}: decoding did not give back the images bit for bit")
 
     with torch.no_grad():
         neg_elbo = likelihood_bounds(model, x.float(), ELBO_SAMPLES, generator(torch.device("cpu"), params.seed))
@@ -64,8 +68,8 @@ def main() -> None:
                "total_gap_percent": 100 * (total_bpp / neg_elbo_bpp - 1), "net_gap_percent": 100 * (net_bpp / neg_elbo_bpp - 1),
                "baselines_bpp": {name: 8 * size / pixels for name, size in baseline_sizes(x.numpy()).items()}}
     with all_or_nothing():
-        write_bytes(COMPRESSED_PATH, data)
-        write_json(METRICS_PATH, metrics)
+        write_bytes(paths.COMPRESSED, data)
+        write_json(paths.metrics("compress"), metrics)
     print(f"{len(x)} images: {total_bpp:.4f} bits/pixel ({net_bpp:.4f} net of the initial bits), -ELBO "
           f"{neg_elbo_bpp:.4f}; encode {len(x) / encode_s:.0f} images/s, decode {len(x) / decode_s:.0f} images/s")
 

@@ -1,11 +1,16 @@
 """Stage `download`: the four IDX files of `dataset` into data/raw/ and those of the out-of-distribution
-dataset (`anomaly.ood_dataset`) into data/ood/, each verified by md5."""
+dataset (`anomaly.ood_dataset`) into data/ood/, each verified by md5.
 
-from vaepipe.cli import run_stage
-from vaepipe.data import download, mirror_from_env
-from vaepipe.params import load_params
+    dvc repro download                         # VAE_DATA_MIRROR=DIR to read a local mirror
+    dvc exp run -S dataset=fashion-mnist
+"""
 
-OUT_DIRS = {"data/raw": "dataset", "data/ood": "ood_dataset"}
+from vaepipe.core import paths
+from vaepipe.core.cli import run_stage
+from vaepipe.core.params import load_params
+from vaepipe.data.datasets import download, mirror_from_env
+
+OUT_DIRS = {paths.RAW: "dataset", paths.OOD: "ood_dataset"}
 
 
 def main() -> None:

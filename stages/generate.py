@@ -1,29 +1,30 @@
 """Stage `generate`: samples from each sampler, scored by the judge (metrics/generate.json), interpolations
 between test digits, a 2-D latent map coloured by class and by the cluster stage's clusters, and (when
-latent_dim == 2) the decoded manifold."""
+latent_dim == 2) the decoded manifold.
+
+    dvc repro generate
+    dvc exp run -S generate.samplers=[prior,gmm] -S generate.gmm_components=20
+    dvc exp run -S latent_dim=2                  # adds the decoded 2-D manifold
+"""
 
 import torch
 
-from vaepipe.artifacts import all_or_nothing, write_json
-from vaepipe.cli import run_stage
-from vaepipe.clustering import HEADLINE, load_clusters, matched_class_groups
-from vaepipe.data import DATASETS, load_split
-from vaepipe.errors import ArtifactError
-from vaepipe.judge import load_judge
-from vaepipe.latent import decode_probs, embed_2d, encode_means, interpolate, manifold_grid
-from vaepipe.model import load_model
-from vaepipe.params import load_params, require_at_most
-from vaepipe.runtime import generator, make_deterministic, select_device
-from vaepipe.plots import image_grids, latent_map
-from vaepipe.sample_quality import class_scores, frechet_distance, judged
-from vaepipe.samplers import CodeMixture, draw_codes, sampler_title
+from vaepipe.core import paths
+from vaepipe.core.artifacts import all_or_nothing, write_json
+from vaepipe.core.cli import run_stage
+from vaepipe.core.errors import ArtifactError
+from vaepipe.core.params import load_params, require_at_most
+from vaepipe.core.runtime import generator, make_deterministic, select_device
+from vaepipe.data.datasets import DATASETS, load_split
+from vaepipe.figures.plots import image_grids, latent_map
+from vaepipe.generation.judge import load_judge
+from vaepipe.generation.sample_quality import class_scores, frechet_distance, judged
+from vaepipe.latent.clustering import HEADLINE, load_clusters, matched_class_groups
+from vaepipe.latent.embedding import embed_2d, interpolate, manifold_grid
+from vaepipe.latent.samplers import CodeMixture, draw_codes, sampler_title
+from vaepipe.vae.codes import decode_probs, posterior_means
+from vaepipe.vae.model import load_model
 
-DATA_DIR = "data/raw"
-MODEL_PATH = "models/vae.safetensors"
-JUDGE_PATH = "models/judge.safetensors"
-CLUSTERS_PATH = "data/clusters.safetensors"
-METRICS_PATH = "metrics/generate.json"
-OUT_DIR = "plots/generate"
 AXIS_NAMES = {"identity": "z", "umap": "UMAP dimension", "pca": "principal component", "tsne": "t-SNE dimension"}
 
 
@@ -32,15 +33,15 @@ def main() -> None:
     gp = params.generate
     make_deterministic(params.seed)
     device = select_device(params.device)
-    model = load_model(MODEL_PATH, device)
+    model = load_model(paths.VAE, device)
     if model.config.latent_dim != params.latent_dim:
-        raise ArtifactError(f"{MODEL_PATH} has latent_dim {model.config.latent_dim} but params.yaml has "
+        raise ArtifactError(f"{paths.VAE} has latent_dim {model.config.latent_dim} but params.yaml has "
                             f"{params.latent_dim}; re-train it with `dvc repro train`")
-    images, labels = load_split(DATA_DIR, "test")
+    images, labels = load_split(paths.RAW, "test")
     require_at_most("generate.n_interpolations", gp.n_interpolations, len(images) // 2,
                     "the test set (two images a row)")
-    clusters = load_clusters(CLUSTERS_PATH, None, len(images))
-    judge = load_judge(JUDGE_PATH, params.dataset, device)
+    clusters = load_clusters(paths.CLUSTERS, None, len(images))
+    judge = load_judge(paths.JUDGE, params.dataset, device)
     gen = generator(torch.device("cpu"), params.seed)
 
     # The reference: the judge's view of the test set, and its two halves against each other (the floor).
@@ -50,8 +51,8 @@ def main() -> None:
         **class_scores(test_probs, gp.confidence)}}
     mixture = None
     if "gmm" in gp.samplers:
-        train_images, _ = load_split(DATA_DIR, "train")
-        mixture = CodeMixture(encode_means(model, train_images.to(device)).numpy(), gp.gmm_components, params.seed)
+        train_images, _ = load_split(paths.RAW, "train")
+        mixture = CodeMixture(posterior_means(model, train_images.to(device)).numpy(), gp.gmm_components, params.seed)
     panels = {}
     for sampler in gp.samplers:
         samples = decode_probs(model, draw_codes(sampler, model, gp.n_judged, gen, mixture).to(device)).cpu()
@@ -61,14 +62,14 @@ def main() -> None:
             (samples[: gp.n_samples], int(gp.n_samples ** 0.5))
 
     with all_or_nothing():
-        write_json(METRICS_PATH, metrics)
-        image_grids(panels, f"{OUT_DIR}/samples.png")
+        write_json(paths.metrics("generate"), metrics)
+        image_grids(panels, f"{paths.plots('generate')}/samples.png")
 
-        codes = encode_means(model, images.to(device))  # grey images: see vaepipe.latent.encode_means
+        codes = posterior_means(model, images.to(device))  # grey images: see vaepipe.vae.codes.posterior_means
         pairs = torch.randperm(len(images), generator=gen)[: 2 * gp.n_interpolations].view(2, -1)
         path = interpolate(codes[pairs[0]], codes[pairs[1]], gp.interpolation_steps)
         image_grids({f"Interpolations between the codes of {gp.n_interpolations} pairs of test images":
-                     (decode_probs(model, path.to(device)), gp.interpolation_steps)}, f"{OUT_DIR}/interpolations.png")
+                     (decode_probs(model, path.to(device)), gp.interpolation_steps)}, f"{paths.plots('generate')}/interpolations.png")
 
         method = "identity" if params.latent_dim == 2 else gp.embedding
         axis = AXIS_NAMES[method]
@@ -80,12 +81,12 @@ def main() -> None:
                         (labels.numpy(), classes),
                     f"by cluster ({HEADLINE}), coloured as the class it is matched to":
                         matched_class_groups(labels.numpy(), clusters["test"], classes)},
-                   (f"{axis} 1", f"{axis} 2"), f"{OUT_DIR}/latent_map.png")
+                   (f"{axis} 1", f"{axis} 2"), f"{paths.plots('generate')}/latent_map.png")
 
         if params.latent_dim == 2:
             grid = manifold_grid(gp.manifold_size)
             image_grids({"Decoded 2-D latent space at evenly spaced prior quantiles":
-                         (decode_probs(model, grid.to(device)), gp.manifold_size)}, f"{OUT_DIR}/manifold.png")
+                         (decode_probs(model, grid.to(device)), gp.manifold_size)}, f"{paths.plots('generate')}/manifold.png")
 
 
 if __name__ == "__main__":

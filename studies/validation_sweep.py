@@ -24,14 +24,14 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "src"))
 
-from vaepipe.artifacts import write_json  # noqa: E402
-from vaepipe.data import binarized_once, load_split  # noqa: E402
-from vaepipe.evaluation import active_units, likelihood_bounds  # noqa: E402
-from vaepipe.latent import encode_means  # noqa: E402
-from vaepipe.model import VAE, VAEConfig  # noqa: E402
-from vaepipe.params import parse_params, read_yaml, with_overrides  # noqa: E402
-from vaepipe.runtime import generator, make_deterministic, select_device  # noqa: E402
-from vaepipe.training import split_train_val, train  # noqa: E402
+from vaepipe.core.artifacts import write_json  # noqa: E402
+from vaepipe.core.params import parse_params, read_yaml, with_overrides  # noqa: E402
+from vaepipe.core.runtime import generator, make_deterministic, select_device  # noqa: E402
+from vaepipe.data.datasets import binarize_set, load_split  # noqa: E402
+from vaepipe.vae.codes import posterior_means  # noqa: E402
+from vaepipe.vae.evaluation import active_units, likelihood_bounds  # noqa: E402
+from vaepipe.vae.model import VAE, VAEConfig  # noqa: E402
+from vaepipe.vae.training import split_train_val, train  # noqa: E402
 
 
 def score_candidate(raw: dict, data_dir: Path, k: int) -> dict:
@@ -40,14 +40,14 @@ def score_candidate(raw: dict, data_dir: Path, k: int) -> dict:
     device = select_device(params.device)
     images, _ = load_split(data_dir, "train")
     train_x, val_x = split_train_val(images, params.train.val_size, params.seed, params.train.train_subset)
-    val_x = binarized_once(val_x, params.train.binarize)
+    val_x = binarize_set(val_x, params.train.binarize)
     model = VAE(VAEConfig.from_params(params.latent_dim, params.train)).to(device)
     start = time.perf_counter()
     train(model, train_x.to(device), val_x.to(device), params.train, params.seed, lambda *_: None)
     seconds = time.perf_counter() - start
     bounds = likelihood_bounds(model, val_x.to(device), k, generator(device, params.seed))
     return {"val_nll": bounds.nll.mean().item(), "val_neg_elbo": bounds.neg_elbo.mean().item(),
-            "active_units": active_units(encode_means(model, val_x.to(device))), "train_seconds": seconds}
+            "active_units": active_units(posterior_means(model, val_x.to(device))), "train_seconds": seconds}
 
 
 def main() -> None:

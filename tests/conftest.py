@@ -40,7 +40,7 @@ def mnist_mirror() -> Path:
 @pytest.fixture(scope="session")
 def mnist_raw(mnist_mirror, tmp_path_factory) -> Path:
     """The four verified MNIST IDX files, downloaded once per session from the mirror."""
-    from vaepipe.data import download
+    from vaepipe.data.datasets import download
 
     out = tmp_path_factory.mktemp("mnist-raw")
     download("mnist", out, str(mnist_mirror))
@@ -50,7 +50,7 @@ def mnist_raw(mnist_mirror, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def fashion_raw(mnist_mirror, tmp_path_factory) -> Path:
     """The four verified Fashion-MNIST IDX files (the out-of-distribution set of an MNIST model)."""
-    from vaepipe.data import download
+    from vaepipe.data.datasets import download
 
     out = tmp_path_factory.mktemp("fashion-raw")
     download("fashion-mnist", out, str(mnist_mirror))
@@ -163,7 +163,7 @@ def work_dir(tiny_run, tmp_path, monkeypatch) -> Path:
 
 def run_command(capsys, main, *args) -> tuple[int, list[str], list[str]]:
     """A command's main(argv) as its installed script runs it: its exit code, stdout lines, non-blank stderr lines."""
-    from vaepipe.cli import run_stage
+    from vaepipe.core.cli import run_stage
 
     capsys.readouterr()
     code = 0

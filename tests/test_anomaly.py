@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from vaepipe.anomaly import (SCORES, Detector, Typicality, binarize_fixed, context_code_length, detection_metrics,
-                             evaluate_detection, image_statistics, scores_from, threshold_at)
-from vaepipe.data import IMAGE_PIXELS, IMAGE_SIDE
-from vaepipe.errors import ArtifactError
-from vaepipe.model import VAE, VAEConfig
+from vaepipe.anomaly.detector import (Detector, SCORES, Typicality, context_code_length, detection_metrics,
+                                      evaluate_detection, image_statistics, scores_from, threshold_at)
+from vaepipe.core.errors import ArtifactError
+from vaepipe.core.paths import IMAGE_PIXELS, IMAGE_SIDE
+from vaepipe.data.datasets import binarize_each_image
+from vaepipe.vae.model import VAE, VAEConfig
 
 LOGIT = -3.0  # the decoder below says every pixel is 1 with probability sigmoid(-3) ~ 0.047
 
@@ -90,11 +91,11 @@ def test_context_code_length_matches_the_pixel_by_pixel_coder():
 
 def test_binarisation_is_bernoulli_and_the_same_wherever_the_image_appears():
     grey = torch.full((1, IMAGE_PIXELS), 0.3)
-    bits = binarize_fixed(grey)
+    bits = binarize_each_image(grey)
     assert set(bits.unique().tolist()) == {0.0, 1.0}
     assert abs(bits.mean().item() - 0.3) < 0.05
-    assert torch.equal(binarize_fixed(torch.cat([torch.rand(5, IMAGE_PIXELS), grey]))[-1], bits[0])
-    assert binarize_fixed(torch.ones(1, IMAGE_PIXELS)).min() == 1 and binarize_fixed(torch.zeros(1, IMAGE_PIXELS)).max() == 0
+    assert torch.equal(binarize_each_image(torch.cat([torch.rand(5, IMAGE_PIXELS), grey]))[-1], bits[0])
+    assert binarize_each_image(torch.ones(1, IMAGE_PIXELS)).min() == 1 and binarize_each_image(torch.zeros(1, IMAGE_PIXELS)).max() == 0
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])

@@ -15,12 +15,12 @@ import torch
 from PIL import Image
 
 from conftest import REPO_ROOT, run_command
-from vaepipe.anomaly import Detector, image_statistics, scores_from
-from vaepipe.anomaly_cli import main
-from vaepipe.artifacts import save_weights
-from vaepipe.cli import EXIT_USER_ERROR
-from vaepipe.data import load_split
-from vaepipe.model import VAE, load_model
+from vaepipe.anomaly.cli import main
+from vaepipe.anomaly.detector import Detector, image_statistics, scores_from
+from vaepipe.core.artifacts import save_weights
+from vaepipe.core.cli import EXIT_USER_ERROR
+from vaepipe.data.datasets import load_split
+from vaepipe.vae.model import VAE, load_model
 
 DETECTOR = "models/anomaly_detector.safetensors"
 MODEL = "models/vae.safetensors"
@@ -128,7 +128,7 @@ def test_bad_input_is_one_line_and_exit_2(work_dir, capsys, case):
 
 def test_help_and_the_installed_command(work_dir):
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT / "src"))
-    result = subprocess.run([sys.executable, "-m", "vaepipe.anomaly_cli", "--help"], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "vaepipe.anomaly.cli", "--help"], capture_output=True, text=True,
                             env=env)
     assert result.returncode == 0 and "usage: vaepipe-anomaly" in result.stdout and "--detector" in result.stdout
     installed = shutil.which("vaepipe-anomaly", path=str(Path(sys.executable).parent))

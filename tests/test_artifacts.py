@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-from vaepipe.artifacts import all_or_nothing, write_bytes
-from vaepipe.errors import ArtifactError
+from vaepipe.core.artifacts import all_or_nothing, write_bytes
+from vaepipe.core.errors import ArtifactError
 
 NAMES = ("first.json", "second.png", "third.csv")
 

@@ -27,10 +27,10 @@ import yaml
 from safetensors.torch import save_file
 
 from conftest import REPO_ROOT, STAGES, run_stage_script, set_key
-from vaepipe import data
-from vaepipe.artifacts import load_tensors, save_weights
-from vaepipe.cli import EXIT_USER_ERROR
-from vaepipe.model import VAE, VAEConfig
+from vaepipe.core.artifacts import load_tensors, save_weights
+from vaepipe.core.cli import EXIT_USER_ERROR
+from vaepipe.data import datasets as data
+from vaepipe.vae.model import VAE, VAEConfig
 
 CONFIG = VAEConfig(arch="mlp", latent_dim=4, hidden=(32,))
 MODEL = "models/vae.safetensors"
@@ -464,7 +464,7 @@ def test_bad_corrupted_data(refused, case):
         message = re.compile(re.escape(f"{path}: cannot be read (") + r".+\); run `dvc repro corrupt`")
     else:
         save_file({"rotate": torch.zeros(3, 784, dtype=torch.uint8)}, str(path))
-        message = f"{path}: holds other corruptions than vaepipe.corruptions; run `dvc repro corrupt`"
+        message = f"{path}: holds other corruptions than vaepipe.data.corruptions; run `dvc repro corrupt`"
     refused("anomaly", message)
 
 

@@ -10,7 +10,7 @@ import yaml
 
 from conftest import REPO_ROOT
 
-STUDY_FILES = ("candidate.py", "summarize.py")
+STUDY_FILES = ("candidate.py", "summarize.py", "best_params.py")
 
 
 def run(script, *args):

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from vaepipe.clustering import (cluster_means, cluster_to_class, clustering_accuracy, clustering_scores,
-                                fit_clusterings, in_class_order, matched_class_groups)
-from vaepipe.downstream import cluster_then_label_scores
-from vaepipe.latent import umap_embedding
+from vaepipe.latent.clustering import (cluster_means, cluster_to_class, clustering_accuracy, clustering_scores,
+                                       fit_clusterings, in_class_order, matched_class_groups)
+from vaepipe.latent.downstream import cluster_then_label_scores
+from vaepipe.latent.embedding import umap_embedding
 
 
 def test_a_permuted_labelling_is_a_perfect_clustering():

@@ -14,12 +14,12 @@ import pytest
 import torch
 
 from conftest import run_command
-from vaepipe.artifacts import save_weights
-from vaepipe.cli import EXIT_USER_ERROR
-from vaepipe.compress_cli import compress, decompress
-from vaepipe.compression import pack, unpack
-from vaepipe.data import binarized_once, load_split
-from vaepipe.model import VAE, load_model
+from vaepipe.codecs.cli import compress, decompress
+from vaepipe.codecs.container import pack, unpack
+from vaepipe.core.artifacts import save_weights
+from vaepipe.core.cli import EXIT_USER_ERROR
+from vaepipe.data.datasets import binarize_set, load_split
+from vaepipe.vae.model import VAE, load_model
 
 MODEL = "models/vae.safetensors"
 
@@ -28,7 +28,7 @@ MODEL = "models/vae.safetensors"
 def digits(mnist_raw) -> np.ndarray:
     """120 test digits binarised as the pipeline does: uint8 0/1 [120, 28, 28]."""
     x = load_split(mnist_raw, "test")[0][:120]
-    return binarized_once(x, "dynamic").to(torch.uint8).view(-1, 28, 28).numpy()
+    return binarize_set(x, "dynamic").to(torch.uint8).view(-1, 28, 28).numpy()
 
 
 def idx_file(path: Path, images: np.ndarray) -> Path:

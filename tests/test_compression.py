@@ -2,10 +2,11 @@ import numpy as np
 import pytest
 import torch
 
-from vaepipe.compression import BitsBackCoder, LatentBins, pack, unpack
-from vaepipe.data import binarized_once, load_split
-from vaepipe.errors import DataError
-from vaepipe.model import VAE, VAEConfig, load_model
+from vaepipe.codecs.bitsback import BitsBackCoder, LatentBins
+from vaepipe.codecs.container import pack, unpack
+from vaepipe.core.errors import DataError
+from vaepipe.data.datasets import binarize_set, load_split
+from vaepipe.vae.model import VAE, VAEConfig, load_model
 
 PRECISION, BATCH = 8, 100
 
@@ -22,7 +23,7 @@ def test_latent_bins_have_equal_prior_mass_and_posterior_masses_sum_to_one():
 
 @pytest.fixture(scope="module")
 def test_images(mnist_raw):
-    return binarized_once(load_split(mnist_raw, "test")[0][:250], "dynamic").to(torch.uint8)
+    return binarize_set(load_split(mnist_raw, "test")[0][:250], "dynamic").to(torch.uint8)
 
 
 def test_round_trip_is_bit_exact_with_any_weights(test_images):

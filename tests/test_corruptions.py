@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from vaepipe.corruptions import CORRUPTIONS, SIDE, corrupt
+from vaepipe.data.corruptions import CORRUPTIONS, SIDE, corrupt
 
 
 def digits(n: int = 16) -> torch.Tensor:

@@ -18,16 +18,16 @@ import yaml
 
 from conftest import REPO_ROOT, every_stage_run, run_command, run_stage_script
 from test_resume import CHECKPOINT, EPOCHS, make_workdir, run_train
-from vaepipe.anomaly_cli import main as anomaly
-from vaepipe.artifacts import load_tensors
-from vaepipe.compress_cli import compress, decompress
-from vaepipe.evaluation import likelihood_bounds
-from vaepipe.gradients import ELBOGradient
-from vaepipe.model import VAE, VAEConfig, load_model
-from vaepipe.objectives import negative_bound
-from vaepipe.params import load_params
-from vaepipe.runtime import autocast, compute_dtype, make_deterministic
-from vaepipe.training import Trainer, fused_adam_step
+from vaepipe.anomaly.cli import main as anomaly
+from vaepipe.codecs.cli import compress, decompress
+from vaepipe.core.artifacts import load_tensors
+from vaepipe.core.params import load_params
+from vaepipe.core.runtime import autocast, compute_dtype, make_deterministic
+from vaepipe.vae.evaluation import likelihood_bounds
+from vaepipe.vae.gradients import ELBOGradient
+from vaepipe.vae.model import VAE, VAEConfig, load_model
+from vaepipe.vae.objectives import negative_bound
+from vaepipe.vae.training import Trainer, fused_adam_step
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")]
 

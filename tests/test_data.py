@@ -5,9 +5,9 @@ import struct
 import pytest
 import torch
 
-from vaepipe import data
-from vaepipe.data import binarize, download, load_split, sources, verified_idx_bytes
-from vaepipe.errors import DataError
+from vaepipe.core.errors import DataError
+from vaepipe.data import datasets as data
+from vaepipe.data.datasets import binarize, download, load_split, sources, verified_idx_bytes
 
 
 def idx_images(n: int, side: int = 28, magic: int = 0x803) -> bytes:

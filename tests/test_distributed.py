@@ -1,4 +1,4 @@
-"""Data-parallel training (vaepipe.distributed): processes that each compute a share of every batch must together
+"""Data-parallel training (vaepipe.vae.distributed): processes that each compute a share of every batch must together
 compute the one-process gradient, and end as replicas of one model. Two real gloo processes, on the CPU."""
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from conftest import REPO_ROOT
-from vaepipe.distributed import World
-from vaepipe.errors import PipelineError
-from vaepipe.model import VAE, VAEConfig
-from vaepipe.params import load_params
-from vaepipe.training import Trainer, TrainingError, train
+from vaepipe.core.errors import PipelineError
+from vaepipe.core.params import load_params
+from vaepipe.vae.distributed import World
+from vaepipe.vae.model import VAE, VAEConfig
+from vaepipe.vae.training import Trainer, TrainingError, train
 
 DEFAULT_TRAIN = load_params(REPO_ROOT / "params.yaml").train
 # One step an epoch: after it, the flat gradient is the whole batch's at the initial weights. 101 images split
@@ -127,8 +127,8 @@ def test_shares_cover_a_batch_once_in_order():
 
 FAILING_SCRIPT = """
 import os
-from vaepipe.cli import run_stage
-from vaepipe.errors import PipelineError
+from vaepipe.core.cli import run_stage
+from vaepipe.core.errors import PipelineError
 
 def main():
     if os.environ["RANK"] in os.environ["FAILING_RANKS"].split(","):
@@ -140,13 +140,13 @@ run_stage(main)
 
 
 def launched(tmp_path, nproc, failing: str) -> subprocess.CompletedProcess:
-    """`python -m vaepipe.launch` of a script that fails in the processes `failing` names, in a folder with
+    """`python -m vaepipe.vae.launch` of a script that fails in the processes `failing` names, in a folder with
     this checkout's params.yaml; torchrun's temporary files go under tmp_path/tmp."""
     (tmp_path / "script.py").write_text(FAILING_SCRIPT)
     shutil.copy(REPO_ROOT / "params.yaml", tmp_path)
     (tmp_path / "tmp").mkdir()
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT / "src"), FAILING_RANKS=failing, TMPDIR=str(tmp_path / "tmp"))
-    return subprocess.run([sys.executable, "-m", "vaepipe.launch", "--nproc-per-node", str(nproc), "script.py"],
+    return subprocess.run([sys.executable, "-m", "vaepipe.vae.launch", "--nproc-per-node", str(nproc), "script.py"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
 
 

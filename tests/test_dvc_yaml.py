@@ -12,8 +12,8 @@ import typing
 import pytest
 import yaml
 
-import vaepipe.params
-from vaepipe.params import Params, valid_keys
+import vaepipe.core.params
+from vaepipe.core.params import Params, valid_keys
 from conftest import REPO_ROOT, run_stage_script
 
 STAGES = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]
@@ -30,9 +30,13 @@ torch.compile(abs)  # imports TorchDynamo, as vaepipe's compiled functions do
 for script in sys.argv[1:]:
     read, write = os.pipe()
     if os.fork() == 0:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(script)))  # as `python SCRIPT` has it
         spec = importlib.util.spec_from_file_location("stage_under_test", script)
         spec.loader.exec_module(importlib.util.module_from_spec(spec))
-        os.write(write, json.dumps(sorted(m for m in sys.modules if m.startswith("vaepipe."))).encode())
+        # Modules, not packages: the sub-packages' __init__.py files are empty (tests/test_layers.py).
+        files = sorted(os.path.relpath(module.__file__) for name, module in list(sys.modules.items())
+                       if name.startswith("vaepipe.") and not module.__file__.endswith("__init__.py"))
+        os.write(write, json.dumps(files).encode())
         os._exit(0)
     os.close(write)
     with os.fdopen(read) as child:
@@ -42,7 +46,7 @@ for script in sys.argv[1:]:
 
 
 # Files a module reads besides its imports: a stage that imports the module depends on them too.
-MODULE_DATA = {"src/vaepipe/explorer.py": "src/vaepipe/explorer_page"}
+MODULE_DATA = {"src/vaepipe/explorer/build.py": "src/vaepipe/explorer/page"}
 
 
 @pytest.mark.parametrize("name", sorted(STAGES))
@@ -51,8 +55,8 @@ def test_stage_deps_list_exactly_the_modules_it_imports(name):
     script = f"stages/{name}.py"
     imported = imported_sources(script)
     if name == "train":  # started on `train.nproc` processes by the launcher, whose modules it depends on too
-        assert stage["cmd"] == f"python -m vaepipe.launch --nproc-per-node ${{train.nproc}} {script}"
-        imported |= imported_sources("src/vaepipe/launch.py") | {"src/vaepipe/launch.py"}
+        assert stage["cmd"] == f"python -m vaepipe.vae.launch --nproc-per-node ${{train.nproc}} {script}"
+        imported |= imported_sources("src/vaepipe/vae/launch.py") | {"src/vaepipe/vae/launch.py"}
     else:
         assert stage["cmd"] == f"python {script}"
     listed = {d for d in stage["deps"] if d.startswith("src/")}
@@ -67,11 +71,11 @@ def imported_sources(script):
 
 @functools.cache
 def all_imported_sources() -> dict[str, set[str]]:
-    scripts = [f"stages/{name}.py" for name in STAGES] + ["src/vaepipe/launch.py"] + [
+    scripts = [f"stages/{name}.py" for name in STAGES] + ["src/vaepipe/vae/launch.py"] + [
         str((folder / stage["cmd"].split()[1]).relative_to(REPO_ROOT)) for folder, stage in STUDY_STAGES.values()]
     out = subprocess.run([sys.executable, "-c", IMPORTED_MODULES, *scripts], capture_output=True, text=True,
                          check=True, cwd=REPO_ROOT).stdout
-    return {script: {f"src/{m.replace('.', '/')}.py" for m in json.loads(line)}
+    return {script: set(json.loads(line))
             for script, line in zip(scripts, out.splitlines(), strict=True)}
 
 
@@ -107,7 +111,7 @@ def params_reads_recorded():
     read: set[str] = set()
     sections = {name: hint for name, hint in typing.get_type_hints(Params).items() if dataclasses.is_dataclass(hint)}
     classes = {Params: "", **{cls: f"{name}." for name, cls in sections.items()}}
-    load = vaepipe.params.load_params
+    load = vaepipe.core.params.load_params
 
     def recording_load(*args, **kwargs):
         params = load(*args, **kwargs)
@@ -122,11 +126,11 @@ def params_reads_recorded():
                 return object.__getattribute__(self, name)
             cls.__getattribute__ = getattribute
         return params
-    vaepipe.params.load_params = recording_load
+    vaepipe.core.params.load_params = recording_load
     try:
         yield read
     finally:
-        vaepipe.params.load_params = load
+        vaepipe.core.params.load_params = load
         for cls in classes:
             if "__getattribute__" in vars(cls):
                 del cls.__getattribute__
@@ -141,3 +145,20 @@ def test_every_params_key_a_stage_reads_is_listed_for_it(name, tiny_run, tmp_pat
         run_stage_script(name)
     assert read, "the recorder saw no read at all"
     assert read <= set(STAGES[name]["params"])
+
+
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_the_usage_lines_of_a_stage_script_run_as_written(name):
+    """Each stage script starts with the commands a user types for it: real stages, and overrides params.yaml takes."""
+    from vaepipe.core.params import parse_params, read_yaml, with_overrides
+
+    doc = (REPO_ROOT / "stages" / f"{name}.py").read_text().split('"""')[1]
+    commands = [line.split("#")[0].split() for line in doc.splitlines() if line.startswith("    dvc ")]
+    assert ["dvc", "repro", name] in [command[:3] for command in commands]
+    for command in commands:
+        if command[:3] == ["dvc", "exp", "run"]:
+            overrides = command[4::2]
+            assert command[3::2] == ["-S"] * len(overrides)
+            parse_params(with_overrides(read_yaml(REPO_ROOT / "params.yaml"), overrides))
+        else:
+            assert command[:2] == ["dvc", "repro"] and command[2] in STAGES

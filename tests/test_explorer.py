@@ -1,4 +1,4 @@
-"""The latent-space explorer (plots/explorer, vaepipe.explorer) in a real browser: Debian's chromium driven by
+"""The latent-space explorer (plots/explorer, vaepipe.explorer.build) in a real browser: Debian's chromium driven by
 Playwright, every host name unresolvable, the page opened from file://. What it shows is compared with PyTorch."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from conftest import chromium, run_stage_script
-from vaepipe.data import load_split
-from vaepipe.errors import ArtifactError
-from vaepipe.explorer import ExplorerPage, decoder_program, explorer_files, principal_axes
-from vaepipe.latent import decode_probs, encode_means
-from vaepipe.model import VAE, VAEConfig, load_model
+from vaepipe.core.errors import ArtifactError
+from vaepipe.data.datasets import load_split
+from vaepipe.explorer.build import ExplorerPage, decoder_program, explorer_files, principal_axes
+from vaepipe.vae.codes import decode_probs, posterior_means
+from vaepipe.vae.model import VAE, VAEConfig, load_model
 
 TOLERANCE = 1 / 255  # the issue's bar: canvas pixels against PyTorch's probabilities
 REDRAW_BUDGET_MS = 20
@@ -131,7 +131,7 @@ def test_the_conditional_page_decodes_the_same_z_as_every_label(style_page, tiny
 def test_each_slider_moves_z_along_its_direction_and_redraws_within_budget(vae_page, tiny_run):
     model = load_model(str(tiny_run / "models" / "vae.safetensors"), CPU)
     images, _ = load_split(tiny_run / "data" / "raw", "test")
-    mean, axes, scales = principal_axes(encode_means(model, images), 8)
+    mean, axes, scales = principal_axes(posterior_means(model, images), 8)
     sliders = vae_page.page.locator("#sliders input[type=range]")
     assert sliders.count() == model.config.latent_dim  # 8 asked, capped at latent_dim 4
     at_load = len(vae_page.page.evaluate("explorer.redrawMs"))
@@ -155,7 +155,7 @@ def test_each_slider_moves_z_along_its_direction_and_redraws_within_budget(vae_p
 def test_hovering_shows_the_test_image_and_clicking_makes_its_code_current(vae_page, tiny_run):
     model = load_model(str(tiny_run / "models" / "vae.safetensors"), CPU)
     images, labels = load_split(tiny_run / "data" / "raw", "test")
-    codes = encode_means(model, images)
+    codes = posterior_means(model, images)
     for i in (5, 123):
         x, y = vae_page.point(i)
         vae_page.page.mouse.move(x, y)
@@ -181,7 +181,7 @@ def test_the_walk_has_the_configured_frames_and_its_ends_decode_the_two_picked_i
     model = load_model(str(tiny_run / "models" / model_file), CPU)
     conditional = model.config.classes > 0
     images, labels = load_split(tiny_run / "data" / "raw", "test")
-    codes = encode_means(model, images, labels if conditional else None).double().numpy()
+    codes = posterior_means(model, images, labels if conditional else None).double().numpy()
     page = OpenPage(browser, tiny_run / "plots" / "explorer", page_name)
     page.page.keyboard.down("Shift")  # shift-click: the walk's start
     page.page.mouse.click(*page.point(40))
@@ -233,7 +233,7 @@ def test_every_decoder_of_the_model_family_decodes_as_in_pytorch(browser, tmp_pa
         for parameter in model.decoder.parameters():
             parameter.mul_(3)
     images, labels = torch.rand(30, 784), torch.arange(30) % 10
-    codes = encode_means(model, images, labels if config.classes else None)
+    codes = posterior_means(model, images, labels if config.classes else None)
     files = explorer_files([ExplorerPage("index.html", name, model, "0" * 64, codes, ())], images, labels,
                            tuple(map(str, range(10))), 8, 5)
     for file, data in files.items():
@@ -294,9 +294,9 @@ def test_the_default_architecture_fits_in_25_mb_and_decodes_as_in_pytorch(browse
     torch.manual_seed(5)
     default, style = VAE(VAEConfig("mlp", 24, (512, 256))).eval(), VAE(VAEConfig("mlp", 4, (512, 256), classes=10))
     images, labels = load_split(tiny_run / "data" / "raw", "test")
-    codes = encode_means(default, images)
+    codes = posterior_means(default, images)
     files = explorer_files([ExplorerPage("index.html", "default", default, "0" * 64, codes, (), codes[:, :2].numpy()),
-                            ExplorerPage("style.html", "style", style, "0" * 64, encode_means(style, images, labels), ())],
+                            ExplorerPage("style.html", "style", style, "0" * 64, posterior_means(style, images, labels), ())],
                            images, labels, tuple(map(str, range(10))), 8, 10)
     assert len(images) == 10_000 and sum(map(len, files.values())) <= 25_000_000
     for file, data in files.items():

@@ -5,10 +5,10 @@ import dataclasses
 import pytest
 import torch
 
-from vaepipe.data import load_split
-from vaepipe.errors import ArtifactError
-from vaepipe.judge import FEATURES, accuracy, load_judge, save_judge, train_judge
-from vaepipe.params import JudgeParams
+from vaepipe.core.errors import ArtifactError
+from vaepipe.core.params import JudgeParams
+from vaepipe.data.datasets import load_split
+from vaepipe.generation.judge import FEATURES, accuracy, load_judge, save_judge, train_judge
 
 PARAMS = JudgeParams(seed=0, epochs=2, batch_size=64, lr=0.002, val_size=100, train_subset=0, precision="fp32")
 

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-import vaepipe.latent
+import vaepipe.vae.codes
 from conftest import run_stage_script
-from vaepipe.data import load_split
+from vaepipe.data.datasets import load_split
+from vaepipe.latent.downstream import (balanced_draw, chosen_on_validation, fit_and_score, label_efficiency,
+                                       spreading_scores)
+from vaepipe.latent.embedding import embed_2d, interpolate, manifold_grid
 
-from vaepipe.downstream import (balanced_draw, chosen_on_validation, fit_and_score, label_efficiency,
-                                spreading_scores)
-from vaepipe.latent import embed_2d, interpolate, manifold_grid
 
 
 def test_interpolation_starts_and_ends_at_the_endpoints():
@@ -118,16 +118,16 @@ def test_the_probe_is_chosen_on_validation_and_only_scored_on_test():
 
 @pytest.mark.parametrize("stage", ["generate", "downstream"])
 def test_codes_are_those_of_the_grey_images(stage, tiny_run, tmp_path, monkeypatch):
-    """The representation is of the digit, not of one binarisation of it (see encode_means); the tiny run
+    """The representation is of the digit, not of one binarisation of it (see posterior_means); the tiny run
     trains with `train.binarize: dynamic`."""
     shutil.copytree(tiny_run, tmp_path / "repo", copy_function=os.link)
     monkeypatch.chdir(tmp_path / "repo")
-    encode, seen = vaepipe.latent.encode_means, []
+    encode, seen = vaepipe.vae.codes.posterior_means, []
 
     def recording_encode(model, x):
         seen.append(x)
         return encode(model, x)
-    monkeypatch.setattr(vaepipe.latent, "encode_means", recording_encode)
+    monkeypatch.setattr(vaepipe.vae.codes, "posterior_means", recording_encode)
     run_stage_script(stage)
     grey = {split: load_split("data/raw", split)[0] for split in ("train", "test")}
     assert seen and all(any(torch.equal(x, images) for images in grey.values()) for x in seen)
@@ -138,7 +138,7 @@ def test_every_umap_numba_function_caches_its_compile():
     from numba.core.caching import NullCache
     from numba.core.registry import CPUDispatcher
 
-    embedding = vaepipe.latent.umap_embedding(np.random.default_rng(0).normal(size=(60, 3)).astype(np.float32), 2, 5, seed=0,
+    embedding = vaepipe.latent.embedding.umap_embedding(np.random.default_rng(0).normal(size=(60, 3)).astype(np.float32), 2, 5, seed=0,
                                n_epochs=5)
     assert embedding.shape == (60, 2)
     uncached = [f"{name}.{attr}" for name, module in list(sys.modules.items()) if name.split(".")[0] == "umap"

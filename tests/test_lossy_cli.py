@@ -11,13 +11,13 @@ import torch
 from PIL import Image
 
 from conftest import run_command
-from vaepipe.artifacts import file_sha256, save_weights
-from vaepipe.cli import EXIT_USER_ERROR
-from vaepipe.compress_cli import compress, decompress
-from vaepipe.compression import pack, unpack
-from vaepipe.data import load_split
-from vaepipe.lossy_compression import decode_file
-from vaepipe.model import VAE, load_model
+from vaepipe.codecs.cli import compress, decompress
+from vaepipe.codecs.container import pack, unpack
+from vaepipe.codecs.lossy import decode_file
+from vaepipe.core.artifacts import file_sha256, save_weights
+from vaepipe.core.cli import EXIT_USER_ERROR
+from vaepipe.data.datasets import load_split
+from vaepipe.vae.model import VAE, load_model
 
 MODEL = "models/vae.safetensors"
 

@@ -13,13 +13,13 @@ import torch
 from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
 
 from conftest import REPO_ROOT, every_stage_run
-from vaepipe import training
-from vaepipe.artifacts import save_weights
-from vaepipe.data import load_split
-from vaepipe.model import VAE, VAEConfig, load_model
-from vaepipe.objectives import negative_bound
-from vaepipe.params import load_params
-from vaepipe.training import EpochStats, Trainer, split_train_val, train, uses_hand_written_gradient
+from vaepipe.core.artifacts import save_weights
+from vaepipe.core.params import load_params
+from vaepipe.data.datasets import load_split
+from vaepipe.vae import training
+from vaepipe.vae.model import VAE, VAEConfig, load_model
+from vaepipe.vae.objectives import negative_bound
+from vaepipe.vae.training import EpochStats, Trainer, split_train_val, train, uses_hand_written_gradient
 
 DEFAULT_TRAIN = load_params(REPO_ROOT / "params.yaml").train
 
@@ -96,9 +96,9 @@ def reference_prior(model: VAE):
         dim = model.config.latent_dim
         return Independent(Normal(torch.zeros(dim), torch.ones(dim)), 1)
     if model.config.prior == "mog":
-        weights, means, logvars = model.prior_logits, model.prior_means, model.prior_logvars
+        weights, means, logvars = model.prior.logits, model.prior.means, model.prior.logvars
     else:
-        means, logvars = model.encode(model.pseudo_inputs.clamp(0, 1))
+        means, logvars = model.encode(model.prior.pseudo_inputs.clamp(0, 1))
         weights = torch.zeros(len(means))
     return MixtureSameFamily(Categorical(logits=weights), Independent(Normal(means, (0.5 * logvars).exp()), 1))
 
@@ -108,17 +108,17 @@ def test_prior_log_prob_is_the_exact_density(prior):
     model = model_of(prior=prior)
     with torch.no_grad():
         if prior == "mog":  # unequal weights and widths, so a uniform or unit-variance bug shows
-            model.prior_logits.copy_(torch.linspace(-2, 2, 5))
-            model.prior_logvars.copy_(torch.linspace(-1, 1, 30).view(5, 6))
+            model.prior.logits.copy_(torch.linspace(-2, 2, 5))
+            model.prior.logvars.copy_(torch.linspace(-1, 1, 30).view(5, 6))
         if prior == "vamp":
-            model.pseudo_inputs.uniform_(-0.5, 1.5)  # some outside [0, 1]: the hard tanh must clip them
+            model.prior.pseudo_inputs.uniform_(-0.5, 1.5)  # some outside [0, 1]: the hard tanh must clip them
         z = 2 * torch.randn(3, 7, 6)
-        torch.testing.assert_close(model.prior_log_prob(z), reference_prior(model).log_prob(z), rtol=1e-5, atol=1e-4)
+        torch.testing.assert_close(model.prior.log_prob(z), reference_prior(model).log_prob(z), rtol=1e-5, atol=1e-4)
 
 
 def test_the_normal_prior_samples_as_the_generate_stage_always_has():
     model = model_of()
-    assert torch.equal(model.sample_prior(7, torch.Generator().manual_seed(5)),
+    assert torch.equal(model.prior.sample(7, torch.Generator().manual_seed(5)),
                        torch.randn(7, 6, generator=torch.Generator().manual_seed(5)))
 
 
@@ -127,15 +127,15 @@ def test_prior_samples_follow_the_prior(prior):
     model = model_of(prior=prior, latent_dim=2, components=3)
     with torch.no_grad():
         if prior == "mog":
-            model.prior_means.copy_(torch.tensor([[-6.0, 0.0], [0.0, 6.0], [6.0, 0.0]]))
-            model.prior_logvars.fill_(math.log(0.25))
-            model.prior_logits.copy_(torch.tensor([0.2, 0.3, 0.5]).log())
-    samples = model.sample_prior(40000, torch.Generator().manual_seed(0))
+            model.prior.means.copy_(torch.tensor([[-6.0, 0.0], [0.0, 6.0], [6.0, 0.0]]))
+            model.prior.logvars.fill_(math.log(0.25))
+            model.prior.logits.copy_(torch.tensor([0.2, 0.3, 0.5]).log())
+    samples = model.prior.sample(40000, torch.Generator().manual_seed(0))
     reference = reference_prior(model)
     torch.testing.assert_close(samples.mean(0), reference.mean.detach(), atol=0.05, rtol=0.02)
     torch.testing.assert_close(samples.var(0), reference.variance.detach(), atol=0.05, rtol=0.03)
     if prior == "mog":  # each component's share
-        shares = torch.bincount(torch.cdist(samples, model.prior_means.detach()).argmin(1)) / len(samples)
+        shares = torch.bincount(torch.cdist(samples, model.prior.means.detach()).argmin(1)) / len(samples)
         torch.testing.assert_close(shares, torch.tensor([0.2, 0.3, 0.5]), atol=0.01, rtol=0)
 
 
@@ -170,7 +170,7 @@ def test_every_model_saves_and_rebuilds_from_its_file(tmp_path, arch, prior):
     assert loaded.config == model.config
     with torch.no_grad():
         assert torch.equal(loaded.decode(z), model.decode(z))
-        assert torch.equal(loaded.prior_log_prob(z), model.prior_log_prob(z))
+        assert torch.equal(loaded.prior.log_prob(z), model.prior.log_prob(z))
 
 
 def test_conv_needs_one_or_two_layers():
@@ -239,3 +239,10 @@ def test_every_stage_trains_and_loads_each_model_choice(tmp_path_factory, mnist_
     for path in ("plots/generate/samples.png", "metrics/generate.json", "metrics/cluster.json",
                  "metrics/downstream.json", "metrics/compress.json", "metrics/anomaly.json", "data/compressed/test.vbb"):
         assert (root / path).stat().st_size > 0, path
+
+
+def test_the_prior_registry_has_exactly_the_params_choices():
+    from vaepipe.core.params import PRIORS as CHOICES
+    from vaepipe.vae.priors import PRIORS
+
+    assert tuple(PRIORS) == CHOICES

@@ -9,13 +9,13 @@ import sys
 import yaml
 
 from conftest import REPO_ROOT, set_key
-from vaepipe.anomaly import SCORES
+from vaepipe.anomaly.detector import SCORES
 
 
 def test_one_digit_trains_and_scores_the_test_set(mnist_raw, tmp_path):
     study = tmp_path / "studies/oneclass"
     study.mkdir(parents=True)
-    for name in ("one_class.py", "summarize.py"):
+    for name in ("one_class.py", "oneclass_params.py", "summarize.py"):
         shutil.copy2(REPO_ROOT / "studies/oneclass" / name, study / name)
     (tmp_path / "src").symlink_to(REPO_ROOT / "src")
     shutil.copytree(mnist_raw, tmp_path / "data/raw")

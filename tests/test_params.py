@@ -1,11 +1,16 @@
 import copy
+import sys
 
 import pytest
 import yaml
 
-from vaepipe.errors import ParamsError
-from vaepipe.params import BestStudyParams, OneClassParams, load_params, parse_params, valid_keys, with_overrides
+from vaepipe.core.errors import ParamsError
+from vaepipe.core.params import load_params, parse_params, valid_keys, with_overrides
 from conftest import REPO_ROOT
+
+sys.path[:0] = [str(REPO_ROOT / "studies" / study) for study in ("oneclass", "best")]
+from best_params import BestStudyParams  # noqa: E402
+from oneclass_params import OneClassParams  # noqa: E402
 
 
 @pytest.fixture

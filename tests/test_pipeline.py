@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from conftest import chromium, pipeline_outputs, run_ok, tiny_experiment
-from vaepipe.anomaly import SCORES
-from vaepipe.corruptions import CORRUPTIONS
+from vaepipe.anomaly.detector import SCORES
+from vaepipe.data.corruptions import CORRUPTIONS
 
 
 @pytest.fixture(scope="module")

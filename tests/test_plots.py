@@ -5,7 +5,7 @@ import torch
 from PIL import Image
 from torchvision.utils import make_grid
 
-from vaepipe.plots import DIGIT_SCALE, GRID_PADDING, image_grids
+from vaepipe.figures.plots import DIGIT_SCALE, GRID_PADDING, image_grids
 
 
 def test_image_grids_draws_every_digit_pixel_for_pixel_at_twice_its_size(tmp_path):

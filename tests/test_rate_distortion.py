@@ -8,10 +8,11 @@ import pytest
 import torch
 from PIL import Image
 
-from vaepipe.baseline_codecs import PCACodec, binary_png, pillow_codec
-from vaepipe.compression import unpack
-from vaepipe.data import load_split
-from vaepipe.rate_distortion import bytes_for_accuracy, summary
+from vaepipe.codecs.baselines import PCACodec, binary_png, pillow_codec
+from vaepipe.codecs.container import unpack
+from vaepipe.codecs.rate_distortion import bytes_for_accuracy, summary
+from vaepipe.data.datasets import load_split
+from test_lossy_compression import ideal_bits
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,7 @@ def test_the_pca_codec_costs_less_and_reconstructs_worse_as_the_step_grows(digit
         header, words = unpack(data, "pca")
         assert header["n_images"] == len(test)
         codes = pca.quantizer(step).quantize((test.double() - pca.mean) @ pca.basis.T)
-        ideal = pca.quantizer(step).ideal_bits(codes).sum().item()
+        ideal = ideal_bits(pca.quantizer(step), codes).sum().item()
         assert ideal <= 32 * len(words) <= ideal * 1.01 + 64  # the VAE codec's coder, under N(0, variance)
         sizes.append(len(data))
         errors.append(((decoded - test) ** 2).mean().item())

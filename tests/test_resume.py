@@ -23,7 +23,8 @@ CHECKPOINT = Path("checkpoints/train/state.safetensors")
 # or a `kill -9` can hit.
 KILLER = """
 import os, runpy, signal, sys
-from vaepipe import artifacts, gradients, training
+from vaepipe.core import artifacts
+from vaepipe.vae import gradients, training
 mode, n, script = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 calls = 0
 def count():
@@ -200,7 +201,7 @@ def test_two_processes_killed_with_their_launcher_resume_to_the_same_bytes(mnist
     """`kill -9` of the stage (the launcher, torchrun's agent) takes its training processes with it; the re-run
     resumes from the last whole epoch and ends as an uninterrupted 2-process run does."""
     epochs = 12  # long enough to be killed mid-run
-    launch = [sys.executable, "-m", "vaepipe.launch", "--nproc-per-node", "2", str(TRAIN_SCRIPT)]
+    launch = [sys.executable, "-m", "vaepipe.vae.launch", "--nproc-per-node", "2", str(TRAIN_SCRIPT)]
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "src")}
     workdirs = [make_workdir(tmp_path / name, mnist_raw, nproc=2) for name in ("uninterrupted", "killed")]
     for workdir in workdirs:
@@ -225,3 +226,23 @@ def test_two_processes_killed_with_their_launcher_resume_to_the_same_bytes(mnist
     assert "resuming from checkpoints/train/state.safetensors after epoch " in resumed.stdout
     assert f"after epoch {epochs} of" not in resumed.stdout
     assert outputs(killed) == outputs(uninterrupted)
+
+
+def test_an_edit_anywhere_in_the_package_makes_a_new_fingerprint(tmp_path, monkeypatch):
+    """Every .py file of vaepipe and its sub-packages, by its path in the package: a change in a sub-package, or
+    a module moved to another one with the same bytes, is another fingerprint, so its checkpoint is not resumed."""
+    from vaepipe.vae import checkpoint
+
+    package = tmp_path / "vaepipe"
+    shutil.copytree(checkpoint.PACKAGE_DIR, package, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(checkpoint, "PACKAGE_DIR", package)
+    original = checkpoint.fingerprint({"seed": 1})
+    assert checkpoint.fingerprint({"seed": 1}) == original
+    module = package / "latent" / "clustering.py"
+    text = module.read_text()
+    module.write_text(text + "\n# an edit\n")
+    assert checkpoint.fingerprint({"seed": 1}) != original
+    module.write_text(text)
+    assert checkpoint.fingerprint({"seed": 1}) == original
+    module.rename(package / "generation" / "clustering.py")
+    assert checkpoint.fingerprint({"seed": 1}) != original

@@ -7,9 +7,9 @@ import pytest
 import torch
 from scipy import linalg
 
-from vaepipe.model import VAE, VAEConfig
-from vaepipe.sample_quality import class_entropy_bits, frechet_distance, judged
-from vaepipe.samplers import CodeMixture, draw_codes
+from vaepipe.generation.sample_quality import class_entropy_bits, frechet_distance, judged
+from vaepipe.latent.samplers import CodeMixture, draw_codes
+from vaepipe.vae.model import VAE, VAEConfig
 
 
 def test_frechet_distance_of_identical_feature_sets_is_zero():
@@ -70,4 +70,4 @@ def test_code_mixture_samples_where_the_codes_are():
 def test_draw_codes_from_the_prior_is_the_models_own_prior():
     model = VAE(VAEConfig(arch="mlp", latent_dim=3, hidden=(8,), prior="mog", prior_components=4))
     drawn = draw_codes("prior", model, 5, torch.Generator().manual_seed(1), None)
-    assert torch.equal(drawn, model.sample_prior(5, torch.Generator().manual_seed(1)))
+    assert torch.equal(drawn, model.prior.sample(5, torch.Generator().manual_seed(1)))

@@ -8,14 +8,15 @@ import pytest
 import torch
 
 from conftest import REPO_ROOT
-from vaepipe.artifacts import save_weights
-from vaepipe.data import binarized_once, load_split
-from vaepipe.judge import share_read_as, train_judge
-from vaepipe.latent import decode_probs, encode_means
-from vaepipe.model import VAE, VAEConfig, load_model
-from vaepipe.params import CLASSES, load_params
-from vaepipe.style import class_conditional_samples, restyle
-from vaepipe.training import Trainer, split_train_val, train, validation_stats
+from vaepipe.core.artifacts import save_weights
+from vaepipe.core.params import load_params
+from vaepipe.core.paths import CLASSES
+from vaepipe.data.datasets import binarize_set, load_split
+from vaepipe.generation.judge import share_read_as, train_judge
+from vaepipe.generation.style import class_conditional_samples, restyle
+from vaepipe.vae.codes import decode_probs, posterior_means
+from vaepipe.vae.model import VAE, VAEConfig, load_model
+from vaepipe.vae.training import Trainer, split_train_val, train, validation_stats
 
 PARAMS = load_params(REPO_ROOT / "params.yaml")
 CONDITIONAL = VAEConfig(arch="mlp", latent_dim=3, hidden=(16,), classes=CLASSES)
@@ -83,7 +84,7 @@ def trained(mnist_raw):
     train_y, val_y = split_train_val(labels, params.val_size, 0, params.train_subset)
     torch.manual_seed(0)
     model = VAE(dataclasses.replace(CONDITIONAL, latent_dim=4, hidden=params.hidden))
-    train(model, train_x, binarized_once(val_x, params.binarize), params, 0, lambda *epoch: None,
+    train(model, train_x, binarize_set(val_x, params.binarize), params, 0, lambda *epoch: None,
           labels=(train_y, val_y))
     judge = train_judge(train_x, train_y, dataclasses.replace(PARAMS.judge, epochs=2, batch_size=64), torch.device("cpu"))
     test_x, test_y = load_split(mnist_raw, "test")
@@ -92,7 +93,7 @@ def trained(mnist_raw):
 
 def test_the_trained_model_uses_the_label(trained):
     model, _, test_x, test_y = trained
-    test_bits = binarized_once(test_x, "dynamic")
+    test_bits = binarize_set(test_x, "dynamic")
     right = validation_stats(model, test_bits, 1.0, 0, test_y)
     wrong = validation_stats(model, test_bits, 1.0, 0, (test_y + 1) % CLASSES)
     # Told the wrong class, the decoder draws the wrong digit: far less likely images.
@@ -105,5 +106,5 @@ def test_the_judge_reads_samples_and_restyled_digits_as_the_class_asked_for(trai
     # Chance is 0.1. After 8 epochs on 10,000 digits, the judge (0.966 on real test digits) read 0.75 of the
     # samples and 0.60 of the restyled digits as asked; the default model's are in metrics/style.json.
     assert share_read_as(judge.predict(samples)[0], labels) > 0.5
-    restyled, targets = restyle(model, encode_means(model, test_x[:50], test_y[:50]))
+    restyled, targets = restyle(model, posterior_means(model, test_x[:50], test_y[:50]))
     assert share_read_as(judge.predict(restyled)[0], targets) > 0.5

@@ -5,11 +5,11 @@ import pytest
 import torch
 from torch.distributions import Bernoulli, Normal, kl_divergence
 
-from vaepipe.data import binarize, load_split
-from vaepipe.model import VAE, VAEConfig
-from vaepipe.params import load_params
-from vaepipe.runtime import generator, make_deterministic
-from vaepipe.training import Trainer, TrainingError, fused_adam_step, split_train_val, train
+from vaepipe.core.params import load_params
+from vaepipe.core.runtime import generator, make_deterministic
+from vaepipe.data.datasets import binarize, load_split
+from vaepipe.vae.model import VAE, VAEConfig
+from vaepipe.vae.training import Trainer, TrainingError, fused_adam_step, split_train_val, train
 from conftest import REPO_ROOT
 
 

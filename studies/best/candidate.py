@@ -21,17 +21,18 @@ HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
 sys.path.insert(0, str(REPO_ROOT / "src"))
 
-from vaepipe.artifacts import all_or_nothing, save_weights, write_json  # noqa: E402
-from vaepipe.checkpoint import Checkpoint, fingerprint  # noqa: E402
-from vaepipe.cli import run_stage  # noqa: E402
-from vaepipe.data import SPLIT_FILES, binarized_once, load_split  # noqa: E402
-from vaepipe.errors import PipelineError  # noqa: E402
-from vaepipe.evaluation import active_units, likelihood_bounds  # noqa: E402
-from vaepipe.latent import encode_means  # noqa: E402
-from vaepipe.model import VAE, VAEConfig  # noqa: E402
-from vaepipe.params import BestStudyParams, load_params, parse_params, read_yaml, with_overrides  # noqa: E402
-from vaepipe.runtime import generator, make_deterministic, select_device  # noqa: E402
-from vaepipe.training import split_train_val, train  # noqa: E402
+from vaepipe.core.artifacts import all_or_nothing, save_weights, write_json  # noqa: E402
+from vaepipe.core.cli import run_stage  # noqa: E402
+from vaepipe.core.errors import PipelineError  # noqa: E402
+from vaepipe.core.params import load_params, parse_params, read_yaml, with_overrides  # noqa: E402
+from vaepipe.core.runtime import generator, make_deterministic, select_device  # noqa: E402
+from vaepipe.data.datasets import SPLIT_FILES, binarize_set, load_split  # noqa: E402
+from vaepipe.vae.checkpoint import Checkpoint, fingerprint  # noqa: E402
+from vaepipe.vae.codes import posterior_means  # noqa: E402
+from vaepipe.vae.evaluation import active_units, likelihood_bounds  # noqa: E402
+from vaepipe.vae.model import VAE, VAEConfig  # noqa: E402
+from vaepipe.vae.training import split_train_val, train  # noqa: E402
+from best_params import BestStudyParams  # noqa: E402
 
 DATA_DIR = REPO_ROOT / "data/raw"
 
@@ -73,7 +74,7 @@ def main() -> None:
     device = select_device(params.device)
     images, _ = load_split(DATA_DIR, "train")
     train_x, val_x = split_train_val(images, params.train.val_size, params.seed, params.train.train_subset)
-    val_x = binarized_once(val_x, params.train.binarize).to(device)
+    val_x = binarize_set(val_x, params.train.binarize).to(device)
     config = VAEConfig.from_params(params.latent_dim, params.train)
     model = VAE(config).to(device)
     settings = {"seed": params.seed, "latent_dim": params.latent_dim, "device": str(device),
@@ -86,12 +87,12 @@ def main() -> None:
     train_seconds = checkpoint.seconds()
     start = time.perf_counter()
     test_images, _ = load_split(DATA_DIR, "test")
-    test_x = binarized_once(test_images, params.train.binarize).to(device)
+    test_x = binarize_set(test_images, params.train.binarize).to(device)
     results = {"overrides": list(overrides), "epochs": epochs_run[-1], "kept_epoch": kept_epoch,
                "parameters": sum(p.numel() for p in model.parameters()),
                "val_k": study.val_k, **scores(model, val_x, study.val_k, params.seed, "val"),
                "test_k": study.test_k, **scores(model, test_x, study.test_k, params.seed, "test"),
-               "active_units": active_units(encode_means(model, test_x))}
+               "active_units": active_units(posterior_means(model, test_x))}
     score_seconds = time.perf_counter() - start
     with all_or_nothing():
         save_weights(HERE / f"models/{name}.safetensors", model.state_dict(), config.to_dict())

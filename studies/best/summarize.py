@@ -10,8 +10,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1] / "src"))
 
-from vaepipe.artifacts import all_or_nothing, write_bytes, write_json  # noqa: E402
-from vaepipe.params import BestStudyParams, load_params  # noqa: E402
+from vaepipe.core.artifacts import all_or_nothing, write_bytes, write_json  # noqa: E402
+from vaepipe.core.params import load_params  # noqa: E402
+from best_params import BestStudyParams  # noqa: E402
 
 # The result fields metrics.json keeps for every candidate (the timings are not reproducible, so not metrics).
 METRICS = ("val_nll", "val_neg_elbo", "test_nll", "test_neg_elbo", "active_units", "epochs", "kept_epoch")

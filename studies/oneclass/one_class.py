@@ -18,15 +18,16 @@ HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
 sys.path.insert(0, str(REPO_ROOT / "src"))
 
-from vaepipe.anomaly import Typicality, detection_metrics, image_statistics, scores_from  # noqa: E402
-from vaepipe.artifacts import write_json  # noqa: E402
-from vaepipe.cli import run_stage  # noqa: E402
-from vaepipe.data import binarized_once, load_split  # noqa: E402
-from vaepipe.errors import PipelineError  # noqa: E402
-from vaepipe.model import VAE, VAEConfig  # noqa: E402
-from vaepipe.params import OneClassParams, load_params  # noqa: E402
-from vaepipe.runtime import make_deterministic, select_device  # noqa: E402
-from vaepipe.training import split_train_val, train  # noqa: E402
+from vaepipe.anomaly.detector import Typicality, detection_metrics, image_statistics, scores_from  # noqa: E402
+from vaepipe.core.artifacts import write_json  # noqa: E402
+from vaepipe.core.cli import run_stage  # noqa: E402
+from vaepipe.core.errors import PipelineError  # noqa: E402
+from vaepipe.core.params import load_params  # noqa: E402
+from vaepipe.core.runtime import make_deterministic, select_device  # noqa: E402
+from vaepipe.data.datasets import binarize_set, load_split  # noqa: E402
+from vaepipe.vae.model import VAE, VAEConfig  # noqa: E402
+from vaepipe.vae.training import split_train_val, train  # noqa: E402
+from oneclass_params import OneClassParams  # noqa: E402
 
 DATA_DIR = REPO_ROOT / "data/raw"
 
@@ -43,7 +44,7 @@ def main() -> None:
                                    params.train.train_subset)
     model = VAE(VAEConfig.from_params(params.latent_dim, params.train)).to(device)
     start = time.perf_counter()
-    train(model, fit_x.to(device), binarized_once(val_x, params.train.binarize).to(device), params.train,
+    train(model, fit_x.to(device), binarize_set(val_x, params.train.binarize).to(device), params.train,
           params.seed, lambda *_: None)
     train_seconds = time.perf_counter() - start
     typicality = Typicality.fit(image_statistics(model, fit_x.to(device), params.k), params.seed)

@@ -9,7 +9,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1] / "src"))
 
-from vaepipe.artifacts import write_json  # noqa: E402
+from vaepipe.core.artifacts import write_json  # noqa: E402
 
 DIGITS = range(10)
 

@@ -16,15 +16,34 @@ sys.path.insert(0, str(REPO_ROOT / "src"))
 
 import torch  # noqa: E402
 
-from vaepipe.artifacts import write_json  # noqa: E402
-from vaepipe.cli import run_stage  # noqa: E402
-from vaepipe.data import load_split  # noqa: E402
-from vaepipe.judge import load_judge  # noqa: E402
-from vaepipe.params import RateDistortionParams, load_params  # noqa: E402
-from vaepipe.baseline_codecs import baseline_points  # noqa: E402
-from vaepipe.training import split_train_val  # noqa: E402
+from vaepipe.codecs.baselines import PCACodec, binary_png, pillow_codec  # noqa: E402
+from vaepipe.codecs.rate_distortion import make_point, payload_bytes  # noqa: E402
+from vaepipe.core.artifacts import write_json  # noqa: E402
+from vaepipe.core.cli import run_stage  # noqa: E402
+from vaepipe.core.params import load_params  # noqa: E402
+from vaepipe.data.datasets import load_split  # noqa: E402
+from vaepipe.generation.judge import Judge, load_judge  # noqa: E402
+from vaepipe.vae.training import split_train_val  # noqa: E402
+from ratedistortion_params import RateDistortionParams  # noqa: E402
 
 DATA_DIR = REPO_ROOT / "data/raw"
+
+
+def baseline_points(train_images: torch.Tensor, images: torch.Tensor, labels: torch.Tensor, judge: Judge,
+                    study: RateDistortionParams, seed: int) -> list[dict]:
+    points = []
+    pca = PCACodec(train_images, study.pca_components, seed)
+    for step in study.pca_steps:
+        data, decoded = pca.compress(images, step)
+        points.append(make_point("pca", step, len(data), payload_bytes(data), decoded, images, labels, judge))
+    for file_format, qualities in (("JPEG", study.jpeg_qualities), ("WEBP", study.webp_qualities)):
+        for quality in qualities:
+            sizes, decoded = pillow_codec(images, file_format, quality)
+            total = int(sizes.sum())
+            points.append(make_point(file_format.lower(), quality, total, total, decoded, images, labels, judge))
+    sizes, decoded = binary_png(images)
+    points.append(make_point("png-binary", 0.5, int(sizes.sum()), int(sizes.sum()), decoded, images, labels, judge))
+    return points
 
 
 def main() -> None:

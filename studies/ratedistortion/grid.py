@@ -17,14 +17,16 @@ sys.path.insert(0, str(REPO_ROOT / "src"))
 
 import torch  # noqa: E402
 
-from vaepipe.baseline_codecs import PCACodec, pillow_codec  # noqa: E402
-from vaepipe.cli import run_stage  # noqa: E402
-from vaepipe.data import load_split  # noqa: E402
-from vaepipe.lossy_compression import LatentQuantizer, posterior_means, reconstruct  # noqa: E402
-from vaepipe.model import load_model  # noqa: E402
-from vaepipe.params import RateDistortionParams, load_params  # noqa: E402
-from vaepipe.plots import labelled_rows  # noqa: E402
-from vaepipe.training import split_train_val  # noqa: E402
+from vaepipe.codecs.baselines import PCACodec, pillow_codec  # noqa: E402
+from vaepipe.codecs.lossy import BATCH, LatentQuantizer, reconstruct  # noqa: E402
+from vaepipe.core.cli import run_stage  # noqa: E402
+from vaepipe.core.params import load_params  # noqa: E402
+from vaepipe.data.datasets import load_split  # noqa: E402
+from vaepipe.figures.plots import labelled_rows  # noqa: E402
+from vaepipe.vae.codes import posterior_means  # noqa: E402
+from vaepipe.vae.model import load_model  # noqa: E402
+from vaepipe.vae.training import split_train_val  # noqa: E402
+from ratedistortion_params import RateDistortionParams  # noqa: E402
 
 SHOWN = 12
 
@@ -43,7 +45,7 @@ def main() -> None:
     for step in study.grid["vae"]:
         quantizer = LatentQuantizer(step)
         rows[f"VAE, step {step:g}: {sizes[('vae-beta-1', step)]:.1f} bytes"] = reconstruct(
-            model, quantizer, quantizer.quantize(posterior_means(model, digits)))
+            model, quantizer, quantizer.quantize(posterior_means(model, digits, batch=BATCH)))
     for step in study.grid["pca"]:
         rows[f"PCA, step {step:g}: {sizes[('pca', step)]:.1f} bytes"] = pca.compress(digits, step)[1]
     for codec in ("jpeg", "webp"):

@@ -12,10 +12,11 @@ sys.path.insert(0, str(HERE.parents[1] / "src"))
 
 import pandas as pd  # noqa: E402
 
-from vaepipe.artifacts import atomic_path, write_json  # noqa: E402
-from vaepipe.params import RateDistortionParams, load_params  # noqa: E402
-from vaepipe.plots import rate_distortion_curves  # noqa: E402
-from vaepipe.rate_distortion import summary  # noqa: E402
+from vaepipe.codecs.rate_distortion import summary  # noqa: E402
+from vaepipe.core.artifacts import atomic_path, write_json  # noqa: E402
+from vaepipe.core.params import load_params  # noqa: E402
+from vaepipe.figures.plots import rate_distortion_curves  # noqa: E402
+from ratedistortion_params import RateDistortionParams  # noqa: E402
 
 LEVELS = [0.90, 0.91, 0.92, 0.93, 0.94, 0.95, 0.96, 0.97]
 

@@ -14,13 +14,14 @@ HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
 sys.path.insert(0, str(REPO_ROOT / "src"))
 
-from vaepipe.artifacts import save_weights  # noqa: E402
-from vaepipe.cli import run_stage  # noqa: E402
-from vaepipe.data import binarized_once, load_split  # noqa: E402
-from vaepipe.model import VAE, VAEConfig  # noqa: E402
-from vaepipe.params import RateDistortionParams, load_params, parse_params, read_yaml, with_overrides  # noqa: E402
-from vaepipe.runtime import make_deterministic, select_device  # noqa: E402
-from vaepipe.training import split_train_val, train  # noqa: E402
+from vaepipe.core.artifacts import save_weights  # noqa: E402
+from vaepipe.core.cli import run_stage  # noqa: E402
+from vaepipe.core.params import load_params, parse_params, read_yaml, with_overrides  # noqa: E402
+from vaepipe.core.runtime import make_deterministic, select_device  # noqa: E402
+from vaepipe.data.datasets import binarize_set, load_split  # noqa: E402
+from vaepipe.vae.model import VAE, VAEConfig  # noqa: E402
+from vaepipe.vae.training import split_train_val, train  # noqa: E402
+from ratedistortion_params import RateDistortionParams  # noqa: E402
 
 
 def main() -> None:
@@ -32,7 +33,7 @@ def main() -> None:
                                      params.seed, params.train.train_subset)
     model = VAE(VAEConfig.from_params(params.latent_dim, params.train)).to(device)
     start = time.perf_counter()
-    train(model, train_x.to(device), binarized_once(val_x, params.train.binarize).to(device), params.train,
+    train(model, train_x.to(device), binarize_set(val_x, params.train.binarize).to(device), params.train,
           params.seed, lambda *_: None)
     save_weights(HERE / f"models/beta-{name}.safetensors", model.state_dict(), model.config.to_dict())
     print(f"beta {name}: trained in {time.perf_counter() - start:.1f} s")

@@ -1,5 +1,5 @@
 """One VAE of the study as a lossy codec: the test set compressed at every step of studies/ratedistortion/params.yaml
-(vaepipe.lossy_compression, on the CPU, from the saved model as vaepipe-compress would), decoded again, checked
+(vaepipe.codecs.lossy, on the CPU, from the saved model as vaepipe-compress would), decoded again, checked
 exact, and judged; and the unquantised codes' reconstructions, the ceiling of any step. Writes
 results/vae-beta-BETA.json, a point a step.
 
@@ -17,14 +17,16 @@ sys.path.insert(0, str(REPO_ROOT / "src"))
 
 import torch  # noqa: E402
 
-from vaepipe.artifacts import file_sha256, write_json  # noqa: E402
-from vaepipe.cli import run_stage  # noqa: E402
-from vaepipe.data import load_split  # noqa: E402
-from vaepipe.judge import accuracy, load_judge  # noqa: E402
-from vaepipe.lossy_compression import posterior_means  # noqa: E402
-from vaepipe.model import load_model  # noqa: E402
-from vaepipe.params import RateDistortionParams, load_params  # noqa: E402
-from vaepipe.rate_distortion import mean_psnr, vae_points  # noqa: E402
+from vaepipe.codecs.lossy import BATCH  # noqa: E402
+from vaepipe.codecs.rate_distortion import mean_psnr, vae_points  # noqa: E402
+from vaepipe.core.artifacts import file_sha256, write_json  # noqa: E402
+from vaepipe.core.cli import run_stage  # noqa: E402
+from vaepipe.core.params import load_params  # noqa: E402
+from vaepipe.data.datasets import load_split  # noqa: E402
+from vaepipe.generation.judge import accuracy, load_judge  # noqa: E402
+from vaepipe.vae.codes import posterior_means  # noqa: E402
+from vaepipe.vae.model import load_model  # noqa: E402
+from ratedistortion_params import RateDistortionParams  # noqa: E402
 
 
 def main() -> None:
@@ -38,7 +40,7 @@ def main() -> None:
     flat = images.view(len(images), -1)
     points = vae_points(f"vae-beta-{name}", model, model_sha256, flat, labels, judge, study.steps, study.entropy_model)
     with torch.no_grad():  # the ceiling no step can pass: the decoder's mean images of the unquantised codes
-        unquantised = torch.sigmoid(model.decode(posterior_means(model, flat)))
+        unquantised = torch.sigmoid(model.decode(posterior_means(model, flat, batch=BATCH)))
     write_json(HERE / f"results/vae-beta-{name}.json", {
         "beta": beta, "model_sha256": model_sha256, "points": points,
         "unquantised": {"accuracy": accuracy(judge, unquantised, labels), "psnr_db": mean_psnr(unquantised, flat)}})

@@ -1,0 +1,23 @@
+"""What every stage script shares: a user's mistake ends in one line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+
+from vaepipe.core.errors import PipelineError
+
+EXIT_USER_ERROR = 2
+
+
+def run_stage(main: Callable[[], None]) -> None:
+    """Run a stage; a PipelineError becomes `error: <message>` on stderr and exit code 2."""
+    # A CUDA build of torch on a machine without CUDA logs "No CUDA runtime is found" when torch.compile
+    # first runs: noise on stderr, where a failing stage's one line must stand alone.
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+    try:
+        main()
+    except PipelineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)

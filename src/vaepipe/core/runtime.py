@@ -1,0 +1,73 @@
+"""Where and how reproducibly the stages compute: device choice, seeded generators, deterministic kernels."""
+
+from __future__ import annotations
+
+import inspect
+import os
+
+import torch
+
+from vaepipe.core.errors import PipelineError
+
+
+def select_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise PipelineError("params.yaml: `device` is cuda but no CUDA GPU is available; use auto or cpu")
+    return torch.device(name)
+
+
+def has_fast_bf16(device: torch.device) -> bool:
+    """Whether the device multiplies bfloat16 matrices in hardware: AVX-512 BF16 or AMX on a CPU, compute
+    capability 8 (Ampere) or newer on a GPU. Elsewhere bf16 is emulated, slower than float32."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_capability(device)[0] >= 8
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+
+
+def resolved_precision(precision: str, device: torch.device) -> str:
+    """fp32 or bf16 for a precision setting (`train.precision`, `evaluate.precision`, `judge.precision`:
+    fp32 | bf16 | auto) on `device`: auto is bf16 where the device has it fast."""
+    if precision == "auto":
+        return "bf16" if has_fast_bf16(device) else "fp32"
+    return precision
+
+
+def compute_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """The dtype of the matrix multiplies for a precision setting on `device` (see resolved_precision)."""
+    return torch.bfloat16 if resolved_precision(precision, device) == "bf16" else torch.float32
+
+
+def autocast(dtype: torch.dtype, device: torch.device) -> torch.autocast:
+    """A context in which layers compute in `dtype`: bf16 autocast on float32 weights, or nothing for float32."""
+    return torch.autocast(device.type, torch.bfloat16, enabled=dtype == torch.bfloat16)
+
+
+def compiled(*, dynamic: bool, recompile_limit: int = 8):
+    """`torch.compile` keeping up to `recompile_limit` graphs of the function (one per input shape when not
+    `dynamic`). Torch before 2.14 takes no per-function limit: there the process-wide one is raised to it."""
+    if "recompile_limit" in inspect.signature(torch.compile).parameters:
+        return torch.compile(dynamic=dynamic, recompile_limit=recompile_limit)
+    from torch._dynamo import config
+
+    config.recompile_limit = max(config.recompile_limit, recompile_limit)
+    return torch.compile(dynamic=dynamic)
+
+
+def make_deterministic(seed: int) -> None:
+    """Same seed, same machine, same bytes: seeded RNGs and deterministic kernels only. Call it first, before
+    any tensor work: it also flushes denormal floats to zero, which only threads started after it inherit."""
+    # cuBLAS needs this set before its first use to be deterministic.
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    # Adam's moments of weights that never get a gradient (those of always-blank border pixels) decay into
+    # denormals within two epochs; arithmetic on them is ~100x slower on x86 and made a CPU epoch 1.6x longer.
+    torch.set_flush_denormal(True)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True)
+
+
+def generator(device: torch.device, seed: int) -> torch.Generator:
+    g = torch.Generator(device=device)
+    g.manual_seed(seed)
+    return g

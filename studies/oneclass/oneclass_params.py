@@ -1,0 +1,25 @@
+"""The one-class study's settings: the schema of its params.yaml, parsed and checked by vaepipe.core.params."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vaepipe.core.params import DEVICES, TrainParams, require, require_one_of
+
+
+@dataclass(frozen=True)
+class OneClassParams:
+    """studies/oneclass/params.yaml: the one-class novelty study's own settings, one small model per digit."""
+
+    seed: int
+    latent_dim: int
+    device: str
+    k: int
+    train: TrainParams
+
+    def validate(self) -> None:
+        require("seed", self.seed >= 0, "must be >= 0")
+        require("latent_dim", self.latent_dim > 0, "must be > 0")
+        require_one_of("device", self.device, DEVICES)
+        require("k", self.k > 0, "must be > 0")
+        self.train.validate("train")
