@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from vaepipe.data.corruptions import CORRUPTIONS, SIDE, corrupt
+from vaepipe.core.paths import IMAGE_SIDE as SIDE
+from vaepipe.data.corruptions import CORRUPTIONS, corrupt
 
 
 def digits(n: int = 16) -> torch.Tensor:
