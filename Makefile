@@ -3,7 +3,7 @@ VENV := .venv
 # Stage commands call `python`: make it the virtualenv's.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup pipeline test
+.PHONY: setup pipeline test docs
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.txt pyproject.toml
@@ -17,3 +17,7 @@ pipeline: setup
 
 test: setup
 	pytest
+
+# The generated tables of README.md and docs/ (stages, parameters, results, --help).
+docs: setup
+	python docs/build.py

@@ -9,7 +9,7 @@ from conftest import REPO_ROOT
 
 PACKAGE = REPO_ROOT / "src" / "vaepipe"
 PRODUCT = [*PACKAGE.rglob("*.py"), *(REPO_ROOT / "stages").glob("*.py"), *(REPO_ROOT / "studies").rglob("*.py"),
-           *(REPO_ROOT / "bench").glob("*.py")]
+           *(REPO_ROOT / "bench").glob("*.py"), *(REPO_ROOT / "docs").glob("*.py")]
 # Called by torch, not by name.
 CALLED_BY_FRAMEWORK = {"forward"}
 

@@ -1,0 +1,328 @@
+"""Regenerate the generated parts of README.md and docs/*.md from the files they describe.
+
+    python docs/build.py           # rewrite the pages (`make docs`)
+    python docs/build.py --check   # exit 1, naming the pages, when a committed page differs from what this writes
+
+A generated part sits between `<!-- generated: NAME -->` and `<!-- end generated -->`; everything else on a
+page is written by hand. The sources: dvc.yaml (stages, the DAG), params.yaml and vaepipe.core.params (the
+parameters), the commands' `--help`, metrics/*.json and the studies' metrics.json (results), bench/results-*.json
+(performance) and tests/test_bad_input.py's cases (errors). A number on a page comes from one of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+BLOCK = re.compile(r"(<!-- generated: (?P<name>[a-z0-9-]+) -->\n)(?P<body>.*?)(<!-- end generated -->)", re.S)
+PAGES = ["README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md"))]
+COMMANDS = ("vaepipe-compress", "vaepipe-decompress", "vaepipe-anomaly")
+HELP_WIDTH = "100"  # argparse wraps --help to $COLUMNS
+
+
+def load(path: str) -> dict:
+    return json.loads((ROOT / path).read_text())
+
+
+def table(header: list[str], rows: list[list[object]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+# --- pipeline ---------------------------------------------------------------------------------------------------
+
+def stages() -> dict:
+    return yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+
+
+def outs_of(stage: dict) -> list[str]:
+    return [next(iter(out)) if isinstance(out, dict) else out for out in stage.get("outs", [])]
+
+
+def inputs_of(stage: dict) -> list[str]:
+    return [dep for dep in stage.get("deps", []) if not dep.startswith(("src/", "stages/"))]
+
+
+def edges() -> list[tuple[str, str]]:
+    """(a, b) where stage b reads something stage a writes."""
+    found = []
+    for b, stage in stages().items():
+        for a, other in stages().items():
+            if a != b and any(dep == out or dep.startswith(out + "/") or out.startswith(dep + "/")
+                              for dep in inputs_of(stage) for out in outs_of(other)):
+                found.append((a, b))
+    return found
+
+
+def gen_dag() -> str:
+    lines = ["```mermaid", "flowchart LR"] + [f"  {a} --> {b}" for a, b in edges()]
+    isolated = set(stages()) - {name for edge in edges() for name in edge}
+    lines += [f"  {name}" for name in sorted(isolated)]
+    return "\n".join(lines + ["```"]) + "\n"
+
+
+def gen_stages() -> str:
+    rows = []
+    for name, stage in stages().items():
+        params = stage.get("params", [])
+        keys = "all of params.yaml" if params == [{"params.yaml": None}] else ", ".join(f"`{k}`" for k in params)
+        rows.append([f"`{name}`", keys or "—", ", ".join(f"`{p}`" for p in inputs_of(stage)) or "—",
+                     ", ".join(f"`{p}`" for p in outs_of(stage)) or "—"])
+    return table(["stage", "params it reads", "reads", "writes"], rows)
+
+
+# --- parameters --------------------------------------------------------------------------------------------------
+
+def commented_params() -> dict[str, tuple[str, str]]:
+    """Every key of params.yaml: (its value as written, the comment beside it or above its section)."""
+    found, section = {}, None
+    for line in (ROOT / "params.yaml").read_text().splitlines():
+        match = re.match(r"^(?P<indent> *)(?P<key>[a-z_]+):(?P<value>[^#]*)(#\s*(?P<comment>.*))?$", line)
+        if not match:
+            continue
+        key, value, comment = match["key"], match["value"].strip(), (match["comment"] or "").strip()
+        if not match["indent"]:
+            section = key if not value else None
+            found[key] = (value, comment)
+        else:
+            found[f"{section}.{key}"] = (value, comment)
+    return found
+
+
+def gen_parameters() -> str:
+    from vaepipe.core.params import valid_keys
+
+    documented = commented_params()
+    rows = []
+    for key in valid_keys():
+        value, comment = documented[key]
+        if value:
+            rows.append([f"`{key}`", f"`{value}`", comment.replace("|", "\\|")])
+        else:
+            rows.append([f"**`{key}`**", "", comment.replace("|", "\\|")])
+    return table(["key", "default", "meaning"], rows)
+
+
+# --- commands ----------------------------------------------------------------------------------------------------
+
+def help_text(command: str) -> str:
+    from vaepipe.anomaly.cli import main as anomaly
+    from vaepipe.codecs.cli import compress, decompress
+
+    main = {"vaepipe-compress": compress, "vaepipe-decompress": decompress, "vaepipe-anomaly": anomaly}[command]
+    out = io.StringIO()
+    columns = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = HELP_WIDTH
+    try:
+        with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+            main(["--help"])
+    finally:
+        os.environ.pop("COLUMNS") if columns is None else os.environ.__setitem__("COLUMNS", columns)
+    return "```\n" + out.getvalue().rstrip() + "\n```\n"
+
+
+# --- results -----------------------------------------------------------------------------------------------------
+
+def gen_headline() -> str:
+    e, g, s, d = (load(f"metrics/{name}.json") for name in ("evaluate", "generate", "style", "downstream"))
+    c, z, lossy, a = (load(f"metrics/{name}.json") for name in ("cluster", "compress", "lossy", "anomaly"))
+    step = lossy["steps"][0]
+    return table(["what", "default model, MNIST test set"], [
+        ["likelihood: test NLL (k = 1000)", f"{e['test_nll']:.2f} nats ({e['test_bpd']:.4f} bits/pixel)"],
+        ["random digits: Fréchet distance, prior / mixture sampler / real vs real",
+         f"{g['prior']['frechet']:.1f} / {g['gmm']['frechet']:.1f} / {g['test_set']['frechet_between_halves']:.1f}"],
+        ["style transfer read as the class asked for", f"{s['style_transfer']['read_as_intended']:.3f}"],
+        ["classification from the codes: 100 labels / all labels",
+         f"{d['accuracy_100_labels']:.4f} / {d['accuracy']:.4f}"],
+        ["clustering accuracy, no labels", f"{c['accuracy']:.4f}"],
+        ["lossless (bits-back) / gzip", f"{z['total_bpp']:.4f} / {z['baselines_bpp']['gzip']:.4f} bits/pixel"],
+        [f"lossy, step {step['setting']:g}", f"{step['bytes_per_image']:.2f} bytes/image, digits read right "
+                                            f"{step['accuracy']:.3f}"],
+        [f"anomaly AUROC: {a['ood_dataset']} / corrupted digits (mean)",
+         f"{a['ood']['best']['auroc']:.4f} / {a['corruption']['best']['auroc']:.4f}"],
+    ])
+
+
+def gen_results_likelihood() -> str:
+    e, t = load("metrics/evaluate.json"), load("metrics/train/metrics.json")
+    return table(["metric", "value"], [
+        ["test NLL, importance-sampled (nats)", f"{e['test_nll']:.3f}"],
+        ["test −ELBO = reconstruction + KL", f"{e['test_neg_elbo']:.3f} = {e['test_recon']:.3f} + {e['test_kl']:.3f}"],
+        ["bits per pixel", f"{e['test_bpd']:.4f}"],
+        ["active latent units", f"{e['active_units']} of the latent dimensions"],
+        ["importance samples, test images", f"{e['k']}, {e['n_test']}"],
+        ["validation −ELBO at the kept epoch", f"{t['val']['neg_elbo']:.3f} (epoch {t['kept_epoch']})"],
+    ])
+
+
+def gen_results_samples() -> str:
+    g, s, j = load("metrics/generate.json"), load("metrics/style.json"), load("metrics/judge.json")
+    rows = [[f"`{name}` sampler", f"{g[name]['frechet']:.2f}", f"{g[name]['confident']:.3f}",
+             f"{g[name]['class_entropy_bits']:.3f}"] for name in ("prior", "gmm")]
+    rows.append(["test set (half against half)", f"{g['test_set']['frechet_between_halves']:.2f}",
+                 f"{g['test_set']['confident']:.3f}", f"{g['test_set']['class_entropy_bits']:.3f}"])
+    rows.append(["class-conditional samples (style model)", f"{s['class_conditional']['frechet']:.2f}",
+                 f"read as asked: {s['class_conditional']['read_as_intended']:.3f}", ""])
+    rows.append(["test digits restyled as every class", "", f"read as asked: "
+                 f"{s['style_transfer']['read_as_intended']:.3f}", ""])
+    return table(["images", "Fréchet distance", "confident share", "class entropy (bits)"], rows) + (
+        f"\nThe judge: test accuracy {j['test_accuracy']:.4f}, validation {j['val_accuracy']:.4f}.\n")
+
+
+def gen_results_codes() -> str:
+    d, c = load("metrics/downstream.json"), load("metrics/cluster.json")
+    budgets = sorted(int(k.split("_")[1]) for k in d if re.fullmatch(r"accuracy_\d+_labels", k))
+    rows = [["all 50,000 labels", d["probe"], f"{d['accuracy']:.4f}"]]
+    rows += [[f"{b} labels", d[f"probe_{b}_labels"], f"{d[f'accuracy_{b}_labels']:.4f}"] for b in budgets]
+    probes = table(["labels", "probe chosen on validation", "test accuracy"], rows)
+    methods = table(["clustering (10 clusters, no labels)", "accuracy", "NMI", "ARI"],
+                    [[f"`{m}`" + (" (headline)" if m == c["method"] else ""), f"{v['accuracy']:.4f}",
+                      f"{v['nmi']:.4f}", f"{v['ari']:.4f}"] for m, v in c["test"].items()])
+    return probes + "\n" + methods
+
+
+def gen_results_codecs() -> str:
+    z, lossy = load("metrics/compress.json"), load("metrics/lossy.json")
+    rows = [["bits-back ANS (this model)", f"{z['total_bpp']:.4f}"], ["its −ELBO, the ideal", f"{z['neg_elbo_bpp']:.4f}"]]
+    rows += [[name, f"{bpp:.4f}"] for name, bpp in sorted(z["baselines_bpp"].items(), key=lambda kv: kv[1])]
+    lossless = table([f"lossless, {z['n_images']:,} binarised test digits", "bits/pixel"], rows)
+    lossy_rows = [[f"{s['setting']:g}", f"{s['bytes_per_image']:.2f}", f"{s['psnr_db']:.2f}", f"{s['accuracy']:.4f}"]
+                  for s in lossy["steps"]]
+    return lossless + "\n" + table(["lossy: step", "bytes/image", "PSNR (dB)",
+                                    f"judge accuracy (originals: {lossy['judge_accuracy_on_originals']:.4f})"],
+                                   lossy_rows)
+
+
+def gen_results_anomaly() -> str:
+    a = load("metrics/anomaly.json")
+    scores = [k for k in a["ood"] if k != "best"]
+    rows = [[f"{a['ood_dataset']} (out of distribution)", *(f"{a['ood'][s]['auroc']:.4f}" for s in scores)]]
+    rows += [[name, *(f"{a['corruption'][name][s]['auroc']:.4f}" for s in scores)]
+             for name in a["corruption"] if name not in ("best",)]
+    det = a["detector"]
+    return table(["test AUROC against normal test digits", *(f"`{s}`" for s in scores)], rows) + (
+        f"\nThe saved detector (`{det['score']}`, threshold at {det['false_positive_rate']:.0%} of held-out normal "
+        f"images) flags {det['test_flagged_normal']:.1%} of normal test digits, {det['test_flagged_ood']:.1%} of "
+        f"{a['ood_dataset']} and {det['test_flagged_corrupted']:.1%} of corrupted ones.\n")
+
+
+def gen_results_studies() -> str:
+    best, one = load("studies/best/metrics.json"), load("studies/oneclass/metrics.json")
+    rows = [[f"`{name}`" + (" (chosen)" if name == best["chosen"] else ""), f"{r['val_nll']:.2f}",
+             f"{r['test_nll']:.2f}", r["epochs"]] for name, r in best["candidates"].items()]
+    best_table = table(["`studies/best` candidate", "validation NLL", "test NLL", "epochs"], rows)
+    scores = list(one["mean"])
+    one_rows = [[name.replace("digit_", ""), *(f"{v[s]:.4f}" for s in scores)] for name, v in one.items()]
+    one_table = table(["`studies/oneclass`: normal digit", *(f"AUROC `{s}`" for s in scores)], one_rows)
+    rd = load("studies/ratedistortion/metrics.json")
+    rd_rows = [[level, f"{v['vae_bytes']:.2f}", f"{v['pca_bytes']:.2f}", f"{v['vae_to_pca']:.3f}",
+                f"{v['jpeg_webp']['codec']} {v['jpeg_webp']['bytes_per_image']:.1f}"]
+               for level, v in rd["accuracy_levels"].items()]
+    rd_table = table(["`studies/ratedistortion`: judge accuracy", "VAE bytes/image", "PCA bytes/image",
+                      "VAE / PCA", "cheapest JPEG/WebP as accurate"], rd_rows)
+    return best_table + "\n" + one_table + "\n" + rd_table
+
+
+# --- performance -------------------------------------------------------------------------------------------------
+
+def machine_line(info: dict | None, cores: int | None = None) -> str:
+    if not info:
+        return f"{cores}-core CPU" if cores else "not recorded"
+    text = f"{info.get('cpu', '?')} ({info.get('cpu_class', 'class not recorded')}), {info.get('cores')} cores"
+    return text + (f", {info['gpu']}" if info.get("gpu") else "") + f", torch {info.get('torch', '?')}"
+
+
+def gen_pipeline_times() -> str:
+    cpu, gpu = load("bench/results-cpu-pipeline.json"), load("bench/results-cuda-pipeline.json")
+    names = list(dict.fromkeys([*cpu["stages_s"], *gpu["stages_s"]]))
+    rows = [[f"`{n}`", f"{cpu['stages_s'][n]:.1f}" if n in cpu["stages_s"] else "",
+             f"{gpu['stages_s'][n]:.1f}" if n in gpu["stages_s"] else ""] for n in names]
+    rows.append(["**total**", f"**{cpu['total_s']:.0f}**", f"**{gpu['total_s']:.0f}** (stopped at its limit)"
+                 if gpu["dvc_repro_exit"] else f"**{gpu['total_s']:.0f}**"])
+    return table(["stage", f"CPU: {machine_line(cpu.get('machine'), cpu.get('cores'))}, {cpu['date']} (s)",
+                  f"GPU: {machine_line(gpu['machine'])}, {gpu['machine']['date']} (s)"], rows)
+
+
+def gen_run_time() -> str:
+    lines = []
+    for path, where in (("bench/results-cpu-pipeline.json", "CPU"), ("bench/results-cuda-pipeline.json", "GPU")):
+        run = load(path)
+        if run.get("dvc_repro_exit"):
+            lines.append(f"- {where}: not measured to the end yet (`{path}` holds a run stopped at its time limit)")
+        else:
+            lines.append(f"- {where}: `dvc repro` from a fresh clone took {run['total_s'] / 60:.1f} min on "
+                         f"{machine_line(run.get('machine'), run.get('cores'))} (`{path}`)")
+    return "\n".join(lines) + "\n\nInstalling the environment the first time adds a few minutes.\n"
+
+
+def gen_training_speed() -> str:
+    r = load("bench/results-cpu.json")
+    t, peak = r["train"], r["matmul_peak_gflops"]
+    rows = [["canonical recipe (pytorch/examples)", f"{t['canonical_epoch_s']:.2f}", "1.00×", ""]]
+    rows += [[f"ours, {p}", f"{t[p]['epoch_s']:.2f}", f"{t[p]['speedup']:.2f}×", f"{t[p]['fraction_of_bound']:.0%}"]
+             for p in ("fp32", "bf16")]
+    return table(["one epoch, canonical model, 60,000 images", "seconds", "speed-up", "of the matmul bound"], rows) + (
+        f"\n{machine_line(r['machine'])}, {r['machine']['date']}; median of {r['repeats']} repetitions; matrix-multiply "
+        f"peak {peak['fp32']:.0f} GFLOP/s fp32, {peak['bf16']:.0f} bf16.\n")
+
+
+# --- errors ------------------------------------------------------------------------------------------------------
+
+def gen_params_errors() -> str:
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_bad_input import BAD_PARAMS
+
+    rows = [[", ".join(f"`{k}: {json.dumps(v)}`" for k, v in changes.items()), f"params.yaml: {message}"]
+            for changes, message in BAD_PARAMS]
+    return table(["in params.yaml", "what the stage says (after `error: `)"], rows)
+
+
+GENERATORS = {"dag": gen_dag, "stages": gen_stages, "parameters": gen_parameters, "headline": gen_headline,
+              "results-likelihood": gen_results_likelihood, "results-samples": gen_results_samples,
+              "results-codes": gen_results_codes, "results-codecs": gen_results_codecs,
+              "results-anomaly": gen_results_anomaly, "results-studies": gen_results_studies,
+              "pipeline-times": gen_pipeline_times, "run-time": gen_run_time, "training-speed": gen_training_speed,
+              "params-errors": gen_params_errors,
+              **{f"help-{c}": (lambda c=c: help_text(c)) for c in COMMANDS}}
+
+
+def render(text: str) -> str:
+    def fill(match: re.Match) -> str:
+        name = match["name"]
+        if name not in GENERATORS:
+            raise SystemExit(f"error: no generator for the block `{name}`")
+        return match.group(1) + GENERATORS[name]() + match.group(4)
+    return BLOCK.sub(fill, text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="only compare; exit 1 when a page is out of date")
+    args = parser.parse_args()
+    stale = []
+    for page in PAGES:
+        path = ROOT / page
+        text = path.read_text()
+        new = render(text)
+        if new != text:
+            stale.append(page)
+            if not args.check:
+                path.write_text(new)
+    if args.check and stale:
+        sys.exit(f"error: out of date (run `make docs`): {', '.join(stale)}")
+    print(f"{'stale' if args.check else 'rewritten'}: {', '.join(stale) or 'none'}")
+
+
+if __name__ == "__main__":
+    main()
