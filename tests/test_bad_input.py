@@ -8,6 +8,7 @@ a few run it as a real `python stages/<stage>.py` to check what a user's termina
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
 import gzip
 import os
@@ -99,8 +100,21 @@ def run_in_process(stage: str, capsys) -> tuple[int, str]:
 
 def run_subprocess(stage: str, env: dict) -> tuple[int, str]:
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT / "src"), **env)
-    result = subprocess.run([sys.executable, str(STAGES / f"{stage}.py")], env=env, capture_output=True, text=True)
+    result = subprocess.run([sys.executable, str(STAGES / f"{stage}.py")], env=env, capture_output=True, text=True,
+                            preexec_fn=without_root_permission_override if os.geteuid() == 0 else None)
     return result.returncode, result.stderr
+
+
+PR_CAPBSET_DROP, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH = 24, 1, 2
+
+
+def without_root_permission_override() -> None:
+    """In the child of a root process, before it starts the stage: drop the capabilities by which root writes
+    where the permission bits say no, so that a read-only directory is read-only to the stage too."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH):
+        if libc.prctl(PR_CAPBSET_DROP, capability, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) refused")
 
 
 @pytest.fixture
@@ -574,7 +588,7 @@ def test_download_directory_is_a_file(refused, offline, mnist_mirror, monkeypatc
     refused("download", "cannot write data/raw/train-images-idx3-ubyte: data/raw is not a directory")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
 def test_output_directory_read_only(refused):
     os.chmod("plots/evaluate", 0o555)
-    refused("evaluate", "cannot write plots/evaluate/reconstructions.png: Permission denied")
+    # As a subprocess, which under root runs without root's permission override.
+    refused("evaluate", "cannot write plots/evaluate/reconstructions.png: Permission denied", env={})

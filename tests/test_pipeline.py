@@ -14,6 +14,8 @@ from conftest import chromium, pipeline_outputs, run_ok, tiny_experiment
 from vaepipe.anomaly.detector import SCORES
 from vaepipe.data.corruptions import CORRUPTIONS
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope="module")
 def repo(tiny_project):
@@ -207,6 +209,7 @@ def test_plots_show_writes_html_that_loads_no_remote_script(repo):
     assert "vegaEmbed(" in html and 'data-package="vega@' in html
 
 
+@pytest.mark.browser
 def test_plots_page_renders_every_chart_without_network(repo, tmp_path):
     root, env = repo
     html = plots_page(root, env)

@@ -12,6 +12,8 @@ import pytest
 
 from conftest import pipeline_outputs, run_ok
 
+pytestmark = pytest.mark.e2e
+
 # The 2-process run's validation -ELBO against the 1-process run's at the same global batch (README, "Training on
 # several processes"): the processes sum the same gradient in another order, and training amplifies the rounding.
 # Over seeds 1-5 of these tiny params the relative difference was at most 0.29 %; two seeds differ by 4.5 %.
