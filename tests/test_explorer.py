@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from playwright.sync_api import sync_playwright
 
 from conftest import chromium, run_stage_script
 from vaepipe.core.errors import ArtifactError
@@ -19,14 +20,14 @@ from vaepipe.vae.codes import decode_probs, posterior_means
 from vaepipe.vae.model import VAE, VAEConfig, load_model
 
 TOLERANCE = 1 / 255  # the issue's bar: canvas pixels against PyTorch's probabilities
-REDRAW_BUDGET_MS = 20
 CPU = torch.device("cpu")
+
+pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
 def browser():
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    with playwright_api.sync_playwright() as playwright:
+    with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=chromium(),
                                               args=["--host-resolver-rules=MAP * ~NOTFOUND"])
         yield launched
@@ -128,7 +129,7 @@ def test_the_conditional_page_decodes_the_same_z_as_every_label(style_page, tiny
         assert_decodes(shown, model, z, label)
 
 
-def test_each_slider_moves_z_along_its_direction_and_redraws_within_budget(vae_page, tiny_run):
+def test_each_slider_moves_z_along_its_direction_and_redraws_once(vae_page, tiny_run):
     model = load_model(str(tiny_run / "models" / "vae.safetensors"), CPU)
     images, _ = load_split(tiny_run / "data" / "raw", "test")
     mean, axes, scales = principal_axes(posterior_means(model, images), 8)
@@ -148,8 +149,8 @@ def test_each_slider_moves_z_along_its_direction_and_redraws_within_budget(vae_p
         after = vae_page.decoded()
         assert not np.array_equal(after, before)  # (the tiny model's z moves some pixels by only 1/255)
         assert_decodes(after, model, after_z)
-    timings = vae_page.page.evaluate("explorer.redrawMs")[at_load:]  # one a slider move
-    assert len(timings) == sliders.count() and max(timings) <= REDRAW_BUDGET_MS, timings
+    # One decode a move (how long it takes is bench/explorer.py's to measure, not a test's).
+    assert len(vae_page.page.evaluate("explorer.redrawMs")) - at_load == sliders.count()
 
 
 def test_hovering_shows_the_test_image_and_clicking_makes_its_code_current(vae_page, tiny_run):
@@ -309,6 +310,7 @@ def test_the_default_architecture_fits_in_25_mb_and_decodes_as_in_pytorch(browse
     page.close()
 
 
+@pytest.mark.e2e
 def test_an_experiments_page_shows_that_experiment(browser, tiny_project):
     """After `dvc exp run` (the end-to-end tests' tiny experiment, latent_dim 2), the workspace's page is that
     experiment's: its latent size, its test NLL and its decoder."""
