@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
 
-from conftest import REPO_ROOT, every_stage_run
+from conftest import REPO_ROOT, TINY, every_stage_run
 from vaepipe.core.artifacts import save_weights
 from vaepipe.core.params import load_params
 from vaepipe.data.datasets import load_split
@@ -232,13 +232,29 @@ def test_every_stage_trains_and_loads_each_model_choice(tmp_path_factory, mnist_
     config = load_model(str(root / "models/vae.safetensors"), torch.device("cpu")).config
     assert (config.arch, config.prior) == (changes.get("train.arch", "mlp"), changes["train.prior"])
     assert config.prior_components == changes["train.prior_components"]
-    evaluate = json.loads((root / "metrics/evaluate.json").read_text())
-    # With a learned prior the KL is averaged over the same samples, so the IS bound is below it image by image.
-    assert 100 < evaluate["test_nll"] <= evaluate["test_neg_elbo"] < 600
-    assert json.loads((root / "metrics/train/metrics.json").read_text())["kept_epoch"] >= 1
-    for path in ("plots/generate/samples.png", "metrics/generate.json", "metrics/cluster.json",
-                 "metrics/downstream.json", "metrics/compress.json", "metrics/anomaly.json", "data/compressed/test.vbb"):
-        assert (root / path).stat().st_size > 0, path
+    metrics = {name: json.loads((root / f"metrics/{name}.json").read_text())
+               for name in ("evaluate", "train/metrics", "cluster", "downstream", "compress", "anomaly")}
+    evaluate = metrics["evaluate"]
+    # Learned, if little (one epoch on 500 digits; measured 481-513 nats): below a uniform Bernoulli's 543.4 nats
+    # and an untrained model's 545-564. With a learned prior the KL is averaged over the same samples, so the IS
+    # bound is below it image by image.
+    assert 100 < evaluate["test_nll"] <= evaluate["test_neg_elbo"] < 530
+    # The kept epoch is the one of lowest validation -ELBO (train.keep: best); patience stops after one worse.
+    curve = [float(line.split("\t")[1]) for line in
+             (root / "metrics/train/plots/metrics/val/neg_elbo.tsv").read_text().splitlines()[1:]]
+    kept = 1 + curve.index(min(curve))
+    assert metrics["train/metrics"]["kept_epoch"] == kept
+    epochs, patience = changes.get("train.epochs", TINY["train.epochs"]), changes.get("train.patience", 0)
+    assert len(curve) == epochs or (patience and len(curve) - kept == patience), curve
+    # Every stage downstream used this model's codes and likelihood (measured: clusters 0.21-0.29 and probe
+    # 0.39-0.47 accurate, chance 0.1; AUROCs 0.91-0.92 and 0.998-1.0; the codec 2.4-2.7 % above the -ELBO).
+    assert metrics["cluster"]["accuracy"] > 0.15 and metrics["downstream"]["accuracy"] > 0.25
+    anomaly = metrics["anomaly"]
+    assert anomaly["corruption"]["best"]["auroc"] > 0.75 and anomaly["ood"]["best"]["auroc"] > 0.9
+    compress = metrics["compress"]
+    assert compress["neg_elbo_bpp"] < compress["net_bpp"] < 1.1 * compress["neg_elbo_bpp"]  # bits-back's rate
+    assert compress["file_bytes"] == (root / "data/compressed/test.vbb").stat().st_size
+    assert (root / "plots/generate/samples.png").stat().st_size > 0
 
 
 def test_the_prior_registry_has_exactly_the_params_choices():

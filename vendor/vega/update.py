@@ -7,8 +7,8 @@ DVC's default page loads Vega, Vega-Lite and Vega-Embed from a CDN, so offline i
 `{plot_divs}` placeholder but not `{scripts}`, where DVC would put its CDN <script> tags.
 
 Each library is the unmodified minified build file of a pinned npm package; `npm pack` fetches the
-package and its sha512 must equal the pinned integrity before anything is written. The licence files
-come from the same pinned packages.
+package and its sha512 must equal the pinned integrity, and each build file its pinned sha256, before
+anything is written. The licence files come from the same pinned packages.
 """
 
 from __future__ import annotations
@@ -34,6 +34,12 @@ PACKAGES = {
 # In load order: vega-lite and vega-embed find the libraries before them as globals.
 SCRIPTS = {"vega": "build/vega.min.js", "vega-lite": "build/vega-lite.min.js",
            "vega-embed": "build/vega-embed.min.js"}
+# sha256 of each build file as the pinned package ships it: the page must inline exactly these bytes.
+SCRIPT_SHA256 = {
+    "vega": "463f3db6a40b20e9747b4ed38f37ed0add508838f9141b1cf8366784b07b30c8",
+    "vega-lite": "58c27358e26f2d319cf62f45bc17a4c8362f08645001df2ec8d341eee4097c7f",
+    "vega-embed": "12d02acfbe3ec59ef9a37dd4822a2e04e2961b5bbb671bbe661d2221715b99da",
+}
 LICENSES = {"vega": "vega-view", "vega-lite": "vega-lite", "vega-embed": "vega-embed"}
 DVC_PLACEHOLDERS = ("{plot_divs}", "{scripts}", "{refresh_tag}")
 
@@ -78,6 +84,8 @@ def script_block(package: str, source: str) -> str:
         if forbidden in source:
             raise SystemExit(f"{package}: its build contains {forbidden!r}; it cannot be inlined as is")
     sha256 = hashlib.sha256(source.encode()).hexdigest()
+    if sha256 != SCRIPT_SHA256[package]:
+        raise SystemExit(f"{package}: {SCRIPTS[package]} has sha256 {sha256}, expected {SCRIPT_SHA256[package]}")
     version, _ = PACKAGES[package]
     return (f'<script data-package="{package}@{version}" data-file="{SCRIPTS[package]}" '
             f'data-sha256="{sha256}">\n{source}\n</script>')
