@@ -103,7 +103,7 @@ def timed_epochs(run_epoch, epochs: int, device: torch.device) -> list[float]:
     return times
 
 
-def measure_canonical(data_dir: Path, device: torch.device, epochs: int) -> dict:
+def measure_canonical(data_dir: Path, device: torch.device, epochs: int, n_images: int) -> dict:
     import canonical
 
     torch.manual_seed(SEED)
@@ -113,17 +113,17 @@ def measure_canonical(data_dir: Path, device: torch.device, epochs: int) -> dict
         raw.mkdir(parents=True)
         for name in IDX_FILES:
             (raw / name).symlink_to((data_dir / name).resolve())
-        loader = canonical.train_loader(root, BATCH_SIZE)
+        loader = canonical.train_loader(root, BATCH_SIZE, n_images)
         model = canonical.CanonicalVAE().to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
         times = timed_epochs(lambda: canonical.train_epoch(model, optimizer, loader, device), epochs, device)
     return {"epoch_s": times[-1], "images": len(loader.dataset), "parameters": parameter_count(model)}
 
 
-def measure_ours(data_dir: Path, device: torch.device, epochs: int, precision: str) -> dict:
-    """Our Trainer on the canonical model, batch size and grey targets (no binarisation), all 60,000 images."""
+def measure_ours(data_dir: Path, device: torch.device, epochs: int, n_images: int, precision: str) -> dict:
+    """Our Trainer on the canonical model, batch size and grey targets (no binarisation), the same images."""
     make_deterministic(SEED)
-    images, _ = load_split(data_dir, "train")
+    images = load_split(data_dir, "train")[0][:n_images or None]
     params = TrainParams(arch="mlp", hidden=CANONICAL.hidden, prior="normal", prior_components=1, objective="elbo",
                          samples=1, epochs=epochs, batch_size=BATCH_SIZE, lr=1e-3, lr_schedule="constant", beta=1.0,
                          kl_warmup=0.0, binarize="none", val_size=1, train_subset=0, keep="last", patience=0,
@@ -220,9 +220,9 @@ def worker(args: argparse.Namespace) -> None:
     if name == "peak":
         result = measure_matmul_peak(device)
     elif name == "canonical":
-        result = measure_canonical(data_dir, device, args.epochs)
+        result = measure_canonical(data_dir, device, args.epochs, args.train_images)
     elif name == "ours":
-        result = measure_ours(data_dir, device, args.epochs, precision)
+        result = measure_ours(data_dir, device, args.epochs, args.train_images, precision)
     elif name == "compress":
         result = measure_compress(data_dir, args.model, args.compress_images)
     elif name == "lossy":
@@ -289,10 +289,11 @@ def summarise(runs: list[dict[str, dict]], nll: dict[str, dict], device: torch.d
 def train_summary(runs, median, peaks: dict[str, float]) -> dict:
     """Per precision: the epoch (median), its speed-up over the canonical recipe's epoch, and the share of the
     arithmetic bound at that precision's matrix-multiply peak that it reaches."""
-    work = 6 * runs[0]["ours-fp32"]["parameters"] * runs[0]["ours-fp32"]["images"]
+    images = runs[0]["ours-fp32"]["images"]
+    work = 6 * runs[0]["ours-fp32"]["parameters"] * images
     canonical = median("canonical", "epoch_s")
-    summary = {"canonical_epoch_s": canonical, "canonical_peak_rss_mib": median("canonical", "peak_rss_mib"),
-               "work_gflop": work / 1e9}
+    summary = {"images": images, "canonical_epoch_s": canonical,
+               "canonical_peak_rss_mib": median("canonical", "peak_rss_mib"), "work_gflop": work / 1e9}
     for precision in PRECISIONS:
         section = f"ours-{precision}"
         epoch, bound = median(section, "epoch_s"), work / (peaks[precision] * 1e9)
@@ -335,7 +336,7 @@ def markdown(summary: dict) -> str:
     if "train" in summary:
         t = summary["train"]
         lines += [
-            f"| canonical recipe, epoch (60,000 images, batch {BATCH_SIZE}) | {t['canonical_epoch_s']:.2f} s | |",
+            f"| canonical recipe, epoch ({t['images']:,} images, batch {BATCH_SIZE}) | {t['canonical_epoch_s']:.2f} s | |",
             row("ours, same model/batch/grey targets, epoch", lambda p: f"{t[p]['epoch_s']:.2f} s"),
             row("speed-up over the canonical epoch", lambda p: f"{t[p]['speedup']:.2f}×"),
             row("speed-up, range over the repetitions",
@@ -399,6 +400,8 @@ def main() -> None:
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=2, help="epochs per training measurement; the last is timed")
+    parser.add_argument("--train-images", type=int, default=0,
+                        help="training measurement: the first this many training images (0: all 60,000)")
     parser.add_argument("--eval-images", type=int, default=500)
     parser.add_argument("--eval-k", type=int, default=5000)
     parser.add_argument("--model", default=str(REPO_ROOT / "models" / "vae.safetensors"),
@@ -427,8 +430,8 @@ def main() -> None:
             sys.exit(f"error: {Path(args.data) / name} is missing; run `dvc repro download` first")
     if min(args.repeats, args.epochs, args.eval_images, args.eval_k, args.compress_images, args.nll_k) < 1:
         sys.exit("error: --repeats, --epochs, --eval-images, --eval-k, --compress-images and --nll-k must be >= 1")
-    if min(args.nll_epochs, args.nll_train_subset, args.nll_images) < 0:
-        sys.exit("error: --nll-epochs, --nll-train-subset and --nll-images must be >= 0")
+    if min(args.train_images, args.nll_epochs, args.nll_train_subset, args.nll_images) < 0:
+        sys.exit("error: --train-images, --nll-epochs, --nll-train-subset and --nll-images must be >= 0")
     if args.only in (None, "compress", "lossy") and not Path(args.model).is_file():
         sys.exit(f"error: {args.model} is missing; run `dvc repro train` first (or leave compression out with --only)")
 

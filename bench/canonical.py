@@ -45,9 +45,11 @@ def loss_function(recon_x, x, mu, logvar):
     return bce + kld
 
 
-def train_loader(mnist_root: str, batch_size: int = 128) -> torch.utils.data.DataLoader:
-    """`mnist_root` must hold MNIST/raw/ with the four decompressed IDX files."""
+def train_loader(mnist_root: str, batch_size: int = 128, images: int = 0) -> torch.utils.data.DataLoader:
+    """`mnist_root` must hold MNIST/raw/ with the four decompressed IDX files; `images` > 0: only the first ones."""
     dataset = datasets.MNIST(mnist_root, train=True, download=False, transform=transforms.ToTensor())
+    if images:
+        dataset = torch.utils.data.Subset(dataset, range(images))
     return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True)
 
 

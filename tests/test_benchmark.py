@@ -11,7 +11,7 @@ from conftest import REPO_ROOT
 def test_benchmark_runs_and_reports_every_measurement(mnist_raw, tiny_run, tmp_path):
     out = tmp_path / "bench.json"
     done = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / "benchmark.py"), "--data", str(mnist_raw),
-                           "--device", "cpu", "--repeats", "1", "--epochs", "1", "--eval-images", "20",
+                           "--device", "cpu", "--repeats", "1", "--epochs", "1", "--train-images", "1280", "--eval-images", "20",
                            "--eval-k", "50", "--model", str(tiny_run / "models/vae.safetensors"),
                            "--compress-images", "150", "--nll-epochs", "1", "--nll-train-subset", "500",
                            "--nll-images", "50", "--nll-k", "20", "--nll-seeds", "1", "--out", str(out)],
@@ -19,6 +19,7 @@ def test_benchmark_runs_and_reports_every_measurement(mnist_raw, tiny_run, tmp_p
     assert done.returncode == 0, done.stderr
     summary = json.loads(out.read_text())
     train, evaluation, nll = summary["train"], summary["eval"], summary["nll"]
+    assert train["images"] == 1280  # canonical and ours time an epoch of the same first 1,280 digits
     for precision in ("fp32", "bf16"):
         assert summary["matmul_peak_gflops"][precision] > 0
         ours = train[precision]

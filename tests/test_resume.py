@@ -132,14 +132,30 @@ def test_curves_have_each_epoch_once(reference):
             assert steps == [str(e) for e in range(1, EPOCHS + 1)], name
 
 
-def test_checkpoint_from_other_params_is_not_used(mnist_raw, tmp_path):
-    workdir = make_workdir(tmp_path / "repo", mnist_raw)
+@pytest.fixture(scope="module")
+def killed_in_epoch_4(mnist_raw, tmp_path_factory) -> Path:
+    """A default run killed at its first step of epoch 4: the checkpoint of epoch 3 is on disk. Each test that
+    changes what a re-run sees takes a copy (`killed_copy`), so one killed run serves them all."""
+    workdir = make_workdir(tmp_path_factory.mktemp("killed") / "repo", mnist_raw)
+    assert run_train(workdir, kill=("step", 3 * STEPS_PER_EPOCH)).returncode == -signal.SIGKILL
+    assert (workdir / CHECKPOINT).is_file()
+    return workdir
+
+
+@pytest.fixture
+def killed_copy(killed_in_epoch_4, tmp_path) -> Path:
+    workdir = tmp_path / "repo"
+    shutil.copytree(killed_in_epoch_4, workdir, symlinks=True)
+    return workdir
+
+
+def test_checkpoint_from_other_params_is_not_used(killed_copy, mnist_raw, tmp_path):
+    workdir = killed_copy
     params = yaml.safe_load((workdir / "params.yaml").read_text())
     other_lr = params["train"]["lr"] / 2
     fresh = make_workdir(tmp_path / "fresh", mnist_raw, lr=other_lr)
     assert run_train(fresh).returncode == 0
 
-    assert run_train(workdir, kill=("step", 3 * STEPS_PER_EPOCH)).returncode == -signal.SIGKILL
     params["train"]["lr"] = other_lr
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
     done = run_train(workdir)
@@ -154,9 +170,8 @@ def starts_fresh(done: subprocess.CompletedProcess, why: str) -> bool:
     return done.returncode == 0 and len(said) == 1 and said[0].endswith("; starting fresh") and "resuming" not in done.stdout
 
 
-def test_checkpoint_from_another_stage_script_is_not_used(reference, mnist_raw, tmp_path):
-    workdir = make_workdir(tmp_path / "repo", mnist_raw)
-    assert run_train(workdir, kill=("step", 3 * STEPS_PER_EPOCH)).returncode == -signal.SIGKILL
+def test_checkpoint_from_another_stage_script_is_not_used(reference, killed_copy):
+    workdir = killed_copy
     edited = workdir / "stages" / "train.py"  # the same name: only the content differs
     edited.parent.mkdir()
     edited.write_text(TRAIN_SCRIPT.read_text() + "# an edit to the stage script\n")
@@ -164,21 +179,20 @@ def test_checkpoint_from_another_stage_script_is_not_used(reference, mnist_raw, 
     assert outputs(workdir) == reference
 
 
-def test_checkpoint_from_other_training_data_is_not_used(mnist_raw, tmp_path):
-    workdir = make_workdir(tmp_path / "repo", mnist_raw)
+def test_checkpoint_from_other_training_data_is_not_used(killed_copy, mnist_raw):
+    workdir = killed_copy
     (workdir / "data" / "raw").unlink()
-    shutil.copytree(mnist_raw, workdir / "data" / "raw")
-    assert run_train(workdir, kill=("step", 3 * STEPS_PER_EPOCH)).returncode == -signal.SIGKILL
+    shutil.copytree(mnist_raw, workdir / "data" / "raw", copy_function=os.link)
     images = workdir / "data" / "raw" / "train-images-idx3-ubyte"
-    pixels = bytearray(images.read_bytes())
+    images.unlink()  # a file of its own, not a link to the mirror's
+    pixels = bytearray((mnist_raw / images.name).read_bytes())
     pixels[-1] ^= 0xFF  # one pixel of the last training image: a valid file, other data
     images.write_bytes(bytes(pixels))
     assert starts_fresh(run_train(workdir), "was made with other params or code")
 
 
-def test_unreadable_checkpoint_is_not_used(reference, mnist_raw, tmp_path):
-    workdir = make_workdir(tmp_path / "repo", mnist_raw)
-    assert run_train(workdir, kill=("step", 3 * STEPS_PER_EPOCH)).returncode == -signal.SIGKILL
+def test_unreadable_checkpoint_is_not_used(reference, killed_copy):
+    workdir = killed_copy
     checkpoint = workdir / CHECKPOINT
     checkpoint.write_bytes(checkpoint.read_bytes()[:1000])  # as if the disk had lost its end
     assert starts_fresh(run_train(workdir), "is unreadable")
