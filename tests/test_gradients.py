@@ -143,7 +143,7 @@ def test_the_step_compiles_into_one_graph():
         flatten_parameters(model)
         step = ELBOGradient(model, dtype)
         x, noise, labels = (torch.rand(20, 784) > 0.5).float(), torch.randn(20, 8), torch.arange(20) % 10
-        explained = torch._dynamo.explain(gradients._elbo_step._torchdynamo_orig_callable)(
+        explained = torch._dynamo.explain(gradients._elbo_step.__wrapped__)(
             step.encoder, step.decoder, (step.params, step.grads, step.low_params, step.low_grads), x, noise,
             torch.tensor(0.5), labels, step.latent_dim, step.classes)
         assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
+import sys
 
 import torch
+from tqdm import tqdm
 
 from vaepipe.core.errors import PipelineError
 
@@ -46,13 +49,49 @@ def autocast(dtype: torch.dtype, device: torch.device) -> torch.autocast:
 
 def compiled(*, dynamic: bool, recompile_limit: int = 8):
     """`torch.compile` keeping up to `recompile_limit` graphs of the function (one per input shape when not
-    `dynamic`). Torch before 2.14 takes no per-function limit: there the process-wide one is raised to it."""
+    `dynamic`), or the function as written where no C++ compiler exists (see `cpp_compiler_found`). Decided at
+    the first call, so importing a module costs no compiler lookup. The plain function stays `.__wrapped__`."""
+    def decorate(function):
+        chosen = None
+
+        @functools.wraps(function)
+        def run(*args, **kwargs):
+            nonlocal chosen
+            if torch.compiler.is_compiling():  # traced inside another compiled function: it inlines this one
+                return function(*args, **kwargs)
+            if chosen is None:
+                chosen = _compile(function, dynamic, recompile_limit) if cpp_compiler_found() else function
+            return chosen(*args, **kwargs)
+        return run
+    return decorate
+
+
+def _compile(function, dynamic: bool, recompile_limit: int):
+    # Torch before 2.14 takes no per-function limit: there the process-wide one is raised to it.
     if "recompile_limit" in inspect.signature(torch.compile).parameters:
-        return torch.compile(dynamic=dynamic, recompile_limit=recompile_limit)
+        return torch.compile(function, dynamic=dynamic, recompile_limit=recompile_limit)
     from torch._dynamo import config
 
     config.recompile_limit = max(config.recompile_limit, recompile_limit)
-    return torch.compile(dynamic=dynamic)
+    return torch.compile(function, dynamic=dynamic)
+
+
+@functools.cache
+def cpp_compiler_found() -> bool:
+    """Whether TorchInductor finds the C++ compiler it builds kernels with (`$CXX`, else g++), by its own
+    search. Slim images and many laptops have none; without one everything runs eagerly, slower, and its
+    floats may differ from a compiled run's in the last bits. Says so once, on stderr."""
+    from torch._inductor import cpp_builder, exc
+
+    try:
+        cpp_builder.get_cpp_compiler()
+    except exc.InvalidCxxCompiler:
+        compiler = os.environ.get("CXX", "g++")
+        # tqdm.write: on a line of its own even when a progress bar is on screen (the first call is mid-epoch).
+        tqdm.write(f"notice: no C++ compiler ({compiler}) found, so torch.compile is off: training and scoring "
+                   "run eagerly (slower, and results may differ in the last bits)", file=sys.stderr)
+        return False
+    return True
 
 
 def make_deterministic(seed: int) -> None:
