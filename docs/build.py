@@ -277,6 +277,15 @@ def gen_training_speed() -> str:
         f"peak {peak['fp32']:.0f} GFLOP/s fp32, {peak['bf16']:.0f} bf16.\n")
 
 
+def gen_no_compiler() -> str:
+    r = load("bench/results-cpu-no-compiler.json")
+    rows = [[way, f"{r[key]['first_epoch_s']:.1f}", f"{r[key]['epoch_s']:.2f}"]
+            for way, key in (("compiled (`torch.compile`)", "compiled"), ("eager (no C++ compiler)", "eager"))]
+    return table([f"default params, {r['compiled']['images']:,} images", "first epoch (s)", "later epochs (s)"],
+                 rows) + (f"\nEager is {r['eager_slowdown']:.2f}× slower an epoch; {machine_line(r['machine'])}, "
+                          f"{r['machine']['date']}; median of the epochs after the first.\n")
+
+
 # --- errors ------------------------------------------------------------------------------------------------------
 
 def gen_params_errors() -> str:
@@ -293,6 +302,7 @@ GENERATORS = {"dag": gen_dag, "stages": gen_stages, "parameters": gen_parameters
               "results-codes": gen_results_codes, "results-codecs": gen_results_codecs,
               "results-anomaly": gen_results_anomaly, "results-studies": gen_results_studies,
               "pipeline-times": gen_pipeline_times, "run-time": gen_run_time, "training-speed": gen_training_speed,
+              "no-compiler": gen_no_compiler,
               "params-errors": gen_params_errors,
               **{f"help-{c}": (lambda c=c: help_text(c)) for c in COMMANDS}}
 
