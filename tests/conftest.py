@@ -4,20 +4,36 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import os
 import runpy
 import shutil
 import subprocess
+import typing
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
+import vaepipe.core.params
+from vaepipe.core.params import Params
+
 pytest_plugins = ("pytester", "ci_skips")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STAGES = REPO_ROOT / "stages"
+
+
+# A test that needs one of these runs waits for it (a minute or more from cold): `slow`, as are the tests marked by hand.
+RUN_FIXTURES = {"tiny_run", "tiny_project", "tiny_projects"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if RUN_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 def mirror_dir() -> Path | None:
@@ -118,12 +134,49 @@ def torch_state_kept():
         torch.set_rng_state(rng)
 
 
-STAGES_IN_ORDER = ("train", "evaluate", "judge", "cluster", "generate", "style", "downstream", "compress", "lossy",
-                   "corrupt", "anomaly", "explore")
+STAGES_IN_ORDER = ("download", "train", "evaluate", "judge", "cluster", "generate", "style", "downstream", "compress",
+                   "lossy", "corrupt", "anomaly", "explore")
+
+
+@contextlib.contextmanager
+def params_reads_recorded():
+    """Record every params key read after `load_params()` returns (its own validation reads them all)."""
+    read: set[str] = set()
+    sections = {name: hint for name, hint in typing.get_type_hints(Params).items() if dataclasses.is_dataclass(hint)}
+    classes = {Params: "", **{cls: f"{name}." for name, cls in sections.items()}}
+    load = vaepipe.core.params.load_params
+
+    def recording_load(*args, **kwargs):
+        params = load(*args, **kwargs)
+        # The loaded instances only: settings a stage derives from them (e.g. style's TrainParams) are not keys.
+        loaded = {id(params), *(id(getattr(params, name)) for name in sections)}
+        for cls, prefix in classes.items():
+            leaves = {f.name for f in dataclasses.fields(cls)} - set(sections)
+
+            def getattribute(self, name, prefix=prefix, leaves=leaves):
+                if name in leaves and id(self) in loaded:
+                    read.add(prefix + name)
+                return object.__getattribute__(self, name)
+            cls.__getattribute__ = getattribute
+        return params
+    vaepipe.core.params.load_params = recording_load
+    try:
+        yield read
+    finally:
+        vaepipe.core.params.load_params = load
+        for cls in classes:
+            if "__getattribute__" in vars(cls):
+                del cls.__getattribute__
+
+
+def params_read_file(root: Path) -> Path:
+    """Beside a run's directory (not in it): the params keys each stage read in that run, as JSON."""
+    return root.parent / "params-read.json"
 
 
 def every_stage_run(tmp_path_factory, mnist_raw: Path, fashion_raw: Path, name: str, overrides: dict) -> Path:
-    """A working directory after one good run of every stage, with tiny params (`TINY`) and `overrides`."""
+    """A working directory after one good run of every stage, with tiny params (`TINY`) and `overrides`; the params
+    keys each stage read go to `params_read_file(root)`."""
     root = tmp_path_factory.mktemp(name) / "repo"
     shutil.copytree(mnist_raw, root / "data" / "raw", copy_function=os.link)
     shutil.copytree(fashion_raw, root / "data" / "ood", copy_function=os.link)
@@ -133,8 +186,11 @@ def every_stage_run(tmp_path_factory, mnist_raw: Path, fashion_raw: Path, name: 
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
+        read = {}
         for stage in STAGES_IN_ORDER:
-            run_stage_script(stage)
+            with params_reads_recorded() as read[stage]:
+                run_stage_script(stage)
+    params_read_file(root).write_text(json.dumps({stage: sorted(keys) for stage, keys in read.items()}))
     return root
 
 
@@ -202,25 +258,33 @@ def run_ok(args, cwd, env) -> str:
     return result.stdout
 
 
-def tiny_experiment(tmp_path_factory, mnist_mirror):
-    """A copy of this checkout's tracked and unignored files, committed in a new git repository (so
-    with an empty DVC cache), after `dvc exp run` of the tiny params."""
-    root = tmp_path_factory.mktemp("clone") / "repo"
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-                           cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout.split("\0")
-    for name in filter(None, files):
-        if (REPO_ROOT / name).is_file():
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO_ROOT / name, root / name)
-    env = dict(os.environ, VAE_DATA_MIRROR=str(mnist_mirror), PYTHONPATH=str(root / "src"),
-               GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@example.invalid",
-               GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@example.invalid")
-    run_ok(["git", "init", "-q"], root, env)
-    run_ok(["git", "add", "-A"], root, env)
-    run_ok(["git", "commit", "-qm", "copy"], root, env)
+def tiny_experiments(tmp_path_factory, mnist_mirror, count: int) -> list[tuple[Path, dict]]:
+    """`count` copies of this checkout's tracked and unignored files, each committed in a new git repository (so
+    with an empty DVC cache), after `dvc exp run` of the tiny params: the runs go side by side (each is mostly
+    one process at a time, so two share the 2-core machine well)."""
+    runs = []
+    for _ in range(count):
+        root = tmp_path_factory.mktemp("clone") / "repo"
+        files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+                               cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout.split("\0")
+        for name in filter(None, files):
+            if (REPO_ROOT / name).is_file():
+                (root / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(REPO_ROOT / name, root / name)
+        env = dict(os.environ, VAE_DATA_MIRROR=str(mnist_mirror), PYTHONPATH=str(root / "src"),
+                   GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@example.invalid",
+                   GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@example.invalid")
+        run_ok(["git", "init", "-q"], root, env)
+        run_ok(["git", "add", "-A"], root, env)
+        run_ok(["git", "commit", "-qm", "copy"], root, env)
+        runs.append((root, env))
     args = ["dvc", "exp", "run", "--name", "tiny"] + [a for k, v in PIPELINE_TINY.items() for a in ("-S", f"{k}={v}")]
-    run_ok(args, root, env)
-    return root, env
+    started = [subprocess.Popen(args, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+               for root, env in runs]
+    for process in started:
+        printed = process.communicate()[0]
+        assert process.returncode == 0, f"{' '.join(args)} failed:\n{printed}"
+    return runs
 
 
 def pipeline_outputs(root: Path) -> dict[str, bytes]:
@@ -230,6 +294,13 @@ def pipeline_outputs(root: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="session")
-def tiny_project(tmp_path_factory, mnist_mirror) -> tuple[Path, dict]:
-    """The tiny experiment's repository and the environment to run commands in it with (shared: leave it as found)."""
-    return tiny_experiment(tmp_path_factory, mnist_mirror)
+def tiny_projects(tmp_path_factory, mnist_mirror) -> list[tuple[Path, dict]]:
+    """The tiny experiment run twice from empty caches: each repository and the environment to run commands in it
+    with (shared: leave them as found)."""
+    return tiny_experiments(tmp_path_factory, mnist_mirror, 2)
+
+
+@pytest.fixture(scope="session")
+def tiny_project(tiny_projects) -> tuple[Path, dict]:
+    """The first of the two (the one the end-to-end tests work in)."""
+    return tiny_projects[0]

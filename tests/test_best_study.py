@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from conftest import REPO_ROOT
@@ -18,6 +19,7 @@ def run(script, *args):
                           env=dict(os.environ, PYTHONPATH=""))
 
 
+@pytest.mark.slow
 def test_candidates_train_as_the_pipeline_and_the_choice_is_made_on_validation(tiny_run, mnist_raw, tmp_path):
     study = tmp_path / "studies/best"
     study.mkdir(parents=True)

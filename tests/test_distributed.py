@@ -70,6 +70,7 @@ MODELS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", MODELS)
 def test_two_processes_compute_the_one_process_gradient(name, tmp_path):
     config, changes = MODELS[name]
@@ -93,6 +94,7 @@ def fit(config: VAEConfig, params, world: World) -> bytes:
     return b"".join(p.detach().numpy().tobytes() for p in model.parameters())
 
 
+@pytest.mark.slow
 def test_two_processes_train_replicas_of_one_model(tmp_path):
     config = VAEConfig(arch="mlp", latent_dim=4, hidden=(32,))
     params = train_params(batch_size=16)

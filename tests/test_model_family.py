@@ -224,6 +224,7 @@ VARIANTS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_every_stage_trains_and_loads_each_model_choice(tmp_path_factory, mnist_raw, fashion_raw, variant):
     """The stage scripts, in order, with tiny params and this model: each rebuilds it from the model file."""

@@ -6,12 +6,14 @@ import shutil
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from conftest import REPO_ROOT, set_key
 from vaepipe.anomaly.detector import SCORES
 
 
+@pytest.mark.slow
 def test_one_digit_trains_and_scores_the_test_set(mnist_raw, tmp_path):
     study = tmp_path / "studies/oneclass"
     study.mkdir(parents=True)

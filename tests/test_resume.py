@@ -13,6 +13,8 @@ import yaml
 
 from conftest import REPO_ROOT
 
+pytestmark = pytest.mark.slow  # each test trains, and most kill and resume a run
+
 TRAIN_SCRIPT = REPO_ROOT / "stages" / "train.py"
 EPOCHS, STEPS_PER_EPOCH = 4, 16  # 2,000 images in batches of 128
 CHECKPOINT = Path("checkpoints/train/state.safetensors")

@@ -91,6 +91,7 @@ def trained(mnist_raw):
     return model, judge, test_x[:1000], test_y[:1000]
 
 
+@pytest.mark.slow
 def test_the_trained_model_uses_the_label(trained):
     model, _, test_x, test_y = trained
     test_bits = binarize_set(test_x, "dynamic")
