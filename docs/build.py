@@ -236,9 +236,7 @@ def gen_results_studies() -> str:
 
 # --- performance -------------------------------------------------------------------------------------------------
 
-def machine_line(info: dict | None, cores: int | None = None) -> str:
-    if not info:
-        return f"{cores}-core CPU" if cores else "not recorded"
+def machine_line(info: dict) -> str:
     text = f"{info.get('cpu', '?')} ({info.get('cpu_class', 'class not recorded')}), {info.get('cores')} cores"
     return text + (f", {info['gpu']}" if info.get("gpu") else "") + f", torch {info.get('torch', '?')}"
 
@@ -250,7 +248,7 @@ def gen_pipeline_times() -> str:
              f"{gpu['stages_s'][n]:.1f}" if n in gpu["stages_s"] else ""] for n in names]
     rows.append(["**total**", f"**{cpu['total_s']:.0f}**", f"**{gpu['total_s']:.0f}** (stopped at its limit)"
                  if gpu["dvc_repro_exit"] else f"**{gpu['total_s']:.0f}**"])
-    return table(["stage", f"CPU: {machine_line(cpu.get('machine'), cpu.get('cores'))}, {cpu['date']} (s)",
+    return table(["stage", f"CPU: {machine_line(cpu['machine'])}, {cpu['machine']['date']} (s)",
                   f"GPU: {machine_line(gpu['machine'])}, {gpu['machine']['date']} (s)"], rows)
 
 
@@ -262,7 +260,7 @@ def gen_run_time() -> str:
             lines.append(f"- {where}: not measured to the end yet (`{path}` holds a run stopped at its time limit)")
         else:
             lines.append(f"- {where}: `dvc repro` from a fresh clone took {run['total_s'] / 60:.1f} min on "
-                         f"{machine_line(run.get('machine'), run.get('cores'))} (`{path}`)")
+                         f"{machine_line(run['machine'])} (`{path}`)")
     return "\n".join(lines) + "\n\nInstalling the environment the first time adds a few minutes.\n"
 
 
