@@ -103,7 +103,9 @@ def test_metrics_are_complete_and_sane(repo):
     assert style["latent_dim"] == 4 and style["kept_epoch"] in (1, 2)
     assert style["class_conditional"]["n"] == style["style_transfer"]["n"] == 1000
     for use in ("class_conditional", "style_transfer"):
-        assert 0 <= style[use]["read_as_intended"] <= 1, use
+        # Chance is 0.1 (sd 0.01 over 1,000 images); this 2-epoch model is read as intended 0.165 and 0.171 of
+        # the time. A model that ignores its label falls to chance.
+        assert 0.13 < style[use]["read_as_intended"] <= 1, use
     assert style["class_conditional"]["frechet"] > 10 * real["frechet_between_halves"]
     given = style["test_given_label"]
     assert 0 < given["kl"] < given["neg_elbo"] < 600 and given["neg_elbo"] == pytest.approx(given["recon"] + given["kl"])
