@@ -49,7 +49,7 @@ def test_metrics_are_complete_and_sane(repo):
         for scores in cluster[part].values():
             assert 0.1 <= scores["accuracy"] <= 1 and 0 <= scores["nmi"] <= 1 and -0.5 <= scores["ari"] <= 1
     assert {k: cluster[k] for k in ("accuracy", "nmi", "ari")} == cluster["test"]["gmm_umap"]
-    # The 2-epoch model with a 2-D latent space clusters poorly (0.27 here), but well above chance: about
+    # The 2-epoch model with a 2-D latent space clusters poorly (0.25 here), but well above chance: about
     # 0.12 accuracy and 0 NMI for clusters that ignore the digits.
     assert cluster["accuracy"] > 0.2 and cluster["nmi"] > 0.1
 
