@@ -146,18 +146,16 @@ def test_a_queued_sweep_runs_two_at_a_time_and_shows_every_experiment(published,
     assert len({metrics["val"]["neg_elbo"] for metrics in runs.values()}) == 3  # three seeds, three models
 
 
-def test_two_processes_train_deterministically_and_match_one(published, tmp_path):
+def test_two_processes_train_through_dvc_and_match_one(published, tmp_path):
+    """One 2-process experiment: that two such runs give the same bytes is test_resume's (an uninterrupted
+    2-process run against a killed and resumed one), so it is not trained twice here."""
     root = published[0]
     copy, env = pulled_clone(published, tmp_path)
-    models, metrics = [], []
-    for name in ("two-processes", "two-processes-again"):
-        # --force: train again rather than restore the first run's outputs from DVC's run cache
-        ran = run_ok(["dvc", "exp", "run", "--force", "--name", name, "-S", "train.nproc=2", "train"], copy, env)
-        assert "Running stage 'train'" in ran
-        models.append((copy / "models/vae.safetensors").read_bytes())
-        metrics.append(json.loads((copy / "metrics/train/metrics.json").read_text()))
-    assert models[0] == models[1] and metrics[0] == metrics[1]
+    ran = run_ok(["dvc", "exp", "run", "--name", "two-processes", "-S", "train.nproc=2", "train"], copy, env)
+    assert "Running stage 'train'" in ran
+    two = json.loads((copy / "metrics/train/metrics.json").read_text())
+    assert two["step"] == 2
     one_process = json.loads((root / "metrics/train/metrics.json").read_text())
-    two = metrics[0]["val"]["neg_elbo"]
-    assert two == pytest.approx(one_process["val"]["neg_elbo"], rel=NPROC_TOLERANCE)
+    assert two["val"]["neg_elbo"] == pytest.approx(one_process["val"]["neg_elbo"], rel=NPROC_TOLERANCE)
+    assert two["val"]["neg_elbo"] != one_process["val"]["neg_elbo"]  # summed in another order: not the same run
     assert experiments(copy, env)["two-processes"]["params"]["params.yaml"]["data"]["train"]["nproc"] == 2
