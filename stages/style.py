@@ -16,7 +16,7 @@ from vaepipe.core.artifacts import all_or_nothing, save_weights, write_json
 from vaepipe.core.cli import run_stage
 from vaepipe.core.params import load_params, require_at_most
 from vaepipe.core.paths import CLASSES
-from vaepipe.core.runtime import generator, make_deterministic, select_device
+from vaepipe.core.runtime import compiling_if_worth_it, generator, make_deterministic, select_device
 from vaepipe.data.datasets import DATASETS, SPLIT_FILES, binarize_set, load_split
 from vaepipe.figures.plots import labelled_rows
 from vaepipe.generation.judge import load_judge, share_read_as
@@ -25,7 +25,7 @@ from vaepipe.generation.style import class_conditional_samples, restyle
 from vaepipe.vae.checkpoint import Checkpoint, fingerprint
 from vaepipe.vae.codes import posterior_means
 from vaepipe.vae.model import VAE, VAEConfig
-from vaepipe.vae.training import split_train_val, train, validation_stats
+from vaepipe.vae.training import image_passes, split_train_val, train, validation_stats
 
 
 
@@ -49,7 +49,8 @@ def main() -> None:
     kept_epoch = train(model, train_x.to(device), binarize_set(val_x, tp.binarize).to(device), tp, params.seed,
                        lambda *epoch: None, checkpoint, labels=(train_y.to(device), val_y.to(device)))
 
-    test = validation_stats(model, binarize_set(test_x, tp.binarize).to(device), 1.0, params.seed, test_y.to(device))
+    with compiling_if_worth_it(image_passes(len(train_x), tp)):  # compiled as its training was, or not
+        test = validation_stats(model, binarize_set(test_x, tp.binarize).to(device), 1.0, params.seed, test_y.to(device))
     _, test_features = judge.predict(test_x)
     samples, sample_labels = class_conditional_samples(model, sp.n_judged, generator(torch.device("cpu"), params.seed))
     sample_probs, sample_features = judge.predict(samples)

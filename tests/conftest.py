@@ -19,6 +19,7 @@ import yaml
 
 import vaepipe.core.params
 from vaepipe.core.params import Params
+from vaepipe.core.runtime import COMPILE_ENV
 
 pytest_plugins = ("pytester", "ci_skips")
 
@@ -176,8 +177,8 @@ def params_read_file(root: Path) -> Path:
 
 
 def every_stage_run(tmp_path_factory, mnist_raw: Path, fashion_raw: Path, name: str, overrides: dict) -> Path:
-    """A working directory after one good run of every stage, with tiny params (`TINY`) and `overrides`; the params
-    keys each stage read go to `params_read_file(root)`."""
+    """A working directory after one good run of every stage, with tiny params (`TINY`) and `overrides`, compiled
+    (VAEPIPE_COMPILE=always); the params keys each stage read go to `params_read_file(root)`."""
     root = tmp_path_factory.mktemp(name) / "repo"
     shutil.copytree(mnist_raw, root / "data" / "raw", copy_function=os.link)
     shutil.copytree(fashion_raw, root / "data" / "ood", copy_function=os.link)
@@ -187,6 +188,8 @@ def every_stage_run(tmp_path_factory, mnist_raw: Path, fashion_raw: Path, name: 
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
+        # Too small a run to be worth compiling, but the one run that takes every stage's compiled path.
+        mp.setenv(COMPILE_ENV, "always")
         read = {}
         for stage in STAGES_IN_ORDER:
             with params_reads_recorded() as read[stage]:

@@ -16,12 +16,12 @@ NOTICE = "notice: no C++ compiler (/nonexistent/g++) found, so torch.compile is 
 
 @pytest.fixture(scope="module")
 def trained_without_compiler(tiny_run, tmp_path_factory):
-    """The tiny run's train and evaluate stages again, in subprocesses that find no compiler and no compiled
-    kernels on disk: their exit codes, stderr lines and the directory."""
+    """The tiny run's train and evaluate stages again, compiled like it (VAEPIPE_COMPILE=always), in subprocesses
+    that find no compiler and no compiled kernels on disk: their exit codes, stderr lines and the directory."""
     root = tmp_path_factory.mktemp("no-compiler")
     shutil.copytree(tiny_run / "data", root / "data", copy_function=os.link)
     shutil.copy(tiny_run / "params.yaml", root / "params.yaml")
-    env = dict(os.environ, CXX="/nonexistent/g++", TORCHINDUCTOR_CACHE_DIR=str(root / "empty-inductor-cache"),
+    env = dict(os.environ, CXX="/nonexistent/g++", VAEPIPE_COMPILE="always", TORCHINDUCTOR_CACHE_DIR=str(root / "empty-inductor-cache"),
                PYTHONPATH=str(REPO_ROOT / "src"))
     runs = {}
     for stage in ("train", "evaluate"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import os
@@ -47,17 +48,46 @@ def autocast(dtype: torch.dtype, device: torch.device) -> torch.autocast:
     return torch.autocast(device.type, torch.bfloat16, enabled=dtype == torch.bfloat16)
 
 
+# Compiling costs a stage ~20 s from a cold cache (~5 s warm) and saves a few microseconds an image pass
+# (bench/results-cpu-no-compiler.json: 1.76 s against 2.07 s an epoch of 50,000): a run that makes fewer image
+# passes than this (images x epochs in training, images x samples in a scoring call) runs eagerly, as compiling would
+# cost it more than it saves. The default run's training (1.6 million) and test-set NLL (10 million) make more;
+# compress and anomaly, scoring up to 200,000 a call, run eagerly.
+COMPILE_MIN_IMAGE_PASSES = 500_000
+# auto (by COMPILE_MIN_IMAGE_PASSES) | always | never: what `compiling_if_worth_it` does.
+COMPILE_ENV = "VAEPIPE_COMPILE"
+_compile_enabled = True
+
+
+@contextlib.contextmanager
+def compiling_if_worth_it(image_passes: int):
+    """Inside, `compiled` functions compile only when `image_passes` reaches COMPILE_MIN_IMAGE_PASSES, else they
+    run as written; the environment's VAEPIPE_COMPILE=always or never decides instead."""
+    global _compile_enabled
+    choice = os.environ.get(COMPILE_ENV, "auto")
+    if choice not in ("auto", "always", "never"):
+        raise PipelineError(f"{COMPILE_ENV} is {choice!r}; use auto, always or never")
+    kept = _compile_enabled
+    _compile_enabled = choice == "always" or (choice == "auto" and image_passes >= COMPILE_MIN_IMAGE_PASSES)
+    try:
+        yield
+    finally:
+        _compile_enabled = kept
+
+
 def compiled(*, dynamic: bool, recompile_limit: int = 8):
     """`torch.compile` keeping up to `recompile_limit` graphs of the function (one per input shape when not
-    `dynamic`), or the function as written where no C++ compiler exists (see `cpp_compiler_found`). Decided at
-    the first call, so importing a module costs no compiler lookup. The plain function stays `.__wrapped__`."""
+    `dynamic`), or the function as written where no C++ compiler exists (see `cpp_compiler_found`) or inside a
+    `compiling_if_worth_it` that found compiling not worth it. Decided at the first compiled call, so importing a
+    module costs no compiler lookup. The plain function stays `.__wrapped__`."""
     def decorate(function):
         chosen = None
 
         @functools.wraps(function)
         def run(*args, **kwargs):
             nonlocal chosen
-            if torch.compiler.is_compiling():  # traced inside another compiled function: it inlines this one
+            # Traced inside another compiled function (which inlines this one), or compiling is off here.
+            if torch.compiler.is_compiling() or not _compile_enabled:
                 return function(*args, **kwargs)
             if chosen is None:
                 chosen = _compile(function, dynamic, recompile_limit) if cpp_compiler_found() else function

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from vaepipe.core.runtime import compiling_if_worth_it
 from vaepipe.vae.model import VAE
 from vaepipe.vae.objectives import LOG_2PI, bernoulli_nll
 
@@ -47,35 +48,36 @@ def likelihood_bounds(model: VAE, x: torch.Tensor, k: int, gen: torch.Generator 
     n, pixels = x.shape
     images_per_chunk = max(1, min(n, max_logits // (pixels * min(k, 64))))
     nll, recon, kl = (torch.empty(n, device=x.device) for _ in range(3))
-    for start in range(0, n, images_per_chunk):
-        xb = x[start:start + images_per_chunk]
-        mu, logvar = (t.float() for t in model.encode(xb))  # float32 even under a bf16 autocast
-        std = torch.exp(0.5 * logvar)
-        exact_kl = model.prior.closed_form_kl(mu, logvar)  # None: averaged over the samples instead
-        samples_per_chunk = max(1, max_logits // (pixels * len(xb)))
-        log_mean_w = torch.full((len(xb),), -math.inf, device=x.device)
-        recon_sum = torch.zeros(len(xb), device=x.device)
-        kl_sum = torch.zeros(len(xb), device=x.device)
-        for k_start in range(0, k, samples_per_chunk):
-            kc = min(samples_per_chunk, k - k_start)
-            if shared_noise is None:
-                eps = torch.randn(kc, *mu.shape, generator=gen, device=x.device)
-            else:
-                eps = shared_noise[k_start:k_start + kc].to(x.device).unsqueeze(1).expand(kc, *mu.shape)
-            z = mu + eps * std
-            log_px = -bernoulli_nll(model.decode(z), xb)  # float32 sums of bf16 logits under autocast
-            log_pz = model.prior.log_prob(z)
-            # (z - mu)^2 / var is eps^2 by construction.
-            log_qz = -0.5 * (LOG_2PI + logvar + eps.pow(2)).sum(-1)
-            log_w = log_px + log_pz - log_qz
-            log_mean_w = torch.logaddexp(log_mean_w, torch.logsumexp(log_w, 0))
-            recon_sum -= log_px.sum(0)
-            if exact_kl is None:
-                kl_sum += (log_qz - log_pz).sum(0)
-        sl = slice(start, start + len(xb))
-        nll[sl] = math.log(k) - log_mean_w
-        recon[sl] = recon_sum / k
-        kl[sl] = kl_sum / k if exact_kl is None else exact_kl
+    with compiling_if_worth_it(n * k):
+        for start in range(0, n, images_per_chunk):
+            xb = x[start:start + images_per_chunk]
+            mu, logvar = (t.float() for t in model.encode(xb))  # float32 even under a bf16 autocast
+            std = torch.exp(0.5 * logvar)
+            exact_kl = model.prior.closed_form_kl(mu, logvar)  # None: averaged over the samples instead
+            samples_per_chunk = max(1, max_logits // (pixels * len(xb)))
+            log_mean_w = torch.full((len(xb),), -math.inf, device=x.device)
+            recon_sum = torch.zeros(len(xb), device=x.device)
+            kl_sum = torch.zeros(len(xb), device=x.device)
+            for k_start in range(0, k, samples_per_chunk):
+                kc = min(samples_per_chunk, k - k_start)
+                if shared_noise is None:
+                    eps = torch.randn(kc, *mu.shape, generator=gen, device=x.device)
+                else:
+                    eps = shared_noise[k_start:k_start + kc].to(x.device).unsqueeze(1).expand(kc, *mu.shape)
+                z = mu + eps * std
+                log_px = -bernoulli_nll(model.decode(z), xb)  # float32 sums of bf16 logits under autocast
+                log_pz = model.prior.log_prob(z)
+                # (z - mu)^2 / var is eps^2 by construction.
+                log_qz = -0.5 * (LOG_2PI + logvar + eps.pow(2)).sum(-1)
+                log_w = log_px + log_pz - log_qz
+                log_mean_w = torch.logaddexp(log_mean_w, torch.logsumexp(log_w, 0))
+                recon_sum -= log_px.sum(0)
+                if exact_kl is None:
+                    kl_sum += (log_qz - log_pz).sum(0)
+            sl = slice(start, start + len(xb))
+            nll[sl] = math.log(k) - log_mean_w
+            recon[sl] = recon_sum / k
+            kl[sl] = kl_sum / k if exact_kl is None else exact_kl
     return LikelihoodBounds(nll=nll, recon=recon, kl=kl)
 
 

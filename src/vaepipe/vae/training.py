@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from vaepipe.core.errors import PipelineError
 from vaepipe.core.params import TrainParams, require_at_most
-from vaepipe.core.runtime import autocast, compute_dtype, generator
+from vaepipe.core.runtime import autocast, compiling_if_worth_it, compute_dtype, generator
 from vaepipe.data.datasets import train_val_indices
 from vaepipe.vae.checkpoint import Checkpoint
 from vaepipe.vae.distributed import World
@@ -242,6 +242,11 @@ class Trainer:
                 f"step {step + 1} of {self.steps_per_epoch}; lower `train.lr` (now {self.params.lr:g})")
 
 
+def image_passes(images: int, params: TrainParams) -> int:
+    """The image passes of training on `images` (what decides whether it compiles: `compiling_if_worth_it`)."""
+    return images * params.epochs * params.samples
+
+
 def train(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor, params: TrainParams, seed: int,
           on_epoch_end: Callable[[int, EpochStats, EpochStats], None], checkpoint: Checkpoint | None = None,
           labels: tuple[torch.Tensor, torch.Tensor] | None = None, world: World = World()) -> int:
@@ -278,23 +283,25 @@ def train(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor, params: TrainP
         on_epoch_end(epoch, EpochStats(**train_stats), EpochStats(**val_stats))
     bar = tqdm(range(trainer.epoch + 1, params.epochs + 1), desc="train", unit="epoch",
                initial=trainer.epoch, total=params.epochs, disable=not world.is_main)
-    for epoch in bar:
-        if params.patience and trainer.epoch - best["epoch"] >= params.patience:
-            if world.is_main:
-                print(f"stopping after epoch {trainer.epoch}: no better validation -ELBO in {params.patience} "
-                      f"epochs since epoch {best['epoch']}")
-            break
-        train_stats = trainer.run_epoch()
-        val_stats = validation_stats(model, val_x, params.beta, seed, val_labels)
-        if val_stats.neg_elbo < best["val_neg_elbo"]:
-            best = {"epoch": epoch, "val_neg_elbo": val_stats.neg_elbo}
-            best_params.copy_(trainer.flat_params)
-        history.append((vars(train_stats), vars(val_stats)))
-        if checkpoint and world.is_main:
-            tensors, meta = trainer.state_dict()
-            checkpoint.save({**tensors, "best_parameters": best_params}, {**meta, "history": history, "best": best})
-        bar.set_postfix(train=f"{train_stats.neg_elbo:.2f}", val=f"{val_stats.neg_elbo:.2f}")
-        on_epoch_end(epoch, train_stats, val_stats)
+    # Decided by the whole run, so a resumed run computes as the uninterrupted one; validation is not counted.
+    with compiling_if_worth_it(image_passes(len(train_x), params)):
+        for epoch in bar:
+            if params.patience and trainer.epoch - best["epoch"] >= params.patience:
+                if world.is_main:
+                    print(f"stopping after epoch {trainer.epoch}: no better validation -ELBO in {params.patience} "
+                          f"epochs since epoch {best['epoch']}")
+                break
+            train_stats = trainer.run_epoch()
+            val_stats = validation_stats(model, val_x, params.beta, seed, val_labels)
+            if val_stats.neg_elbo < best["val_neg_elbo"]:
+                best = {"epoch": epoch, "val_neg_elbo": val_stats.neg_elbo}
+                best_params.copy_(trainer.flat_params)
+            history.append((vars(train_stats), vars(val_stats)))
+            if checkpoint and world.is_main:
+                tensors, meta = trainer.state_dict()
+                checkpoint.save({**tensors, "best_parameters": best_params}, {**meta, "history": history, "best": best})
+            bar.set_postfix(train=f"{train_stats.neg_elbo:.2f}", val=f"{val_stats.neg_elbo:.2f}")
+            on_epoch_end(epoch, train_stats, val_stats)
     world.require_same(trainer.flat_params, "the trained model")
     if params.keep == "last" or best["epoch"] == 0:  # 0: no finite validation -ELBO to choose by
         return trainer.epoch

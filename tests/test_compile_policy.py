@@ -1,0 +1,45 @@
+"""torch.compile only where it pays: a stage compiles when it makes at least COMPILE_MIN_IMAGE_PASSES image passes
+(vaepipe.core.runtime.compiling_if_worth_it), unless VAEPIPE_COMPILE says always or never."""
+
+import pytest
+import torch
+import yaml
+
+from conftest import REPO_ROOT
+from vaepipe.core.errors import PipelineError
+from vaepipe.core.runtime import COMPILE_ENV, COMPILE_MIN_IMAGE_PASSES, compiled, compiling_if_worth_it
+
+
+@compiled(dynamic=True)
+def one_if_compiled(x: torch.Tensor) -> torch.Tensor:
+    return x + int(torch.compiler.is_compiling())  # a constant True in a traced graph
+
+
+@pytest.mark.parametrize("choice, image_passes, compiles", [
+    ("auto", COMPILE_MIN_IMAGE_PASSES - 1, False), ("auto", COMPILE_MIN_IMAGE_PASSES, True),
+    ("never", 10 * COMPILE_MIN_IMAGE_PASSES, False), ("always", 1, True)])
+def test_a_run_compiles_when_worth_it_or_told_to(monkeypatch, choice, image_passes, compiles):
+    monkeypatch.setenv(COMPILE_ENV, choice)
+    with compiling_if_worth_it(image_passes):
+        assert one_if_compiled(torch.zeros(())).item() == int(compiles)
+    assert one_if_compiled(torch.zeros(())).item() == 1  # outside, as before: compiled
+
+
+def test_an_unknown_choice_is_refused(monkeypatch):
+    monkeypatch.setenv(COMPILE_ENV, "sometimes")
+    with pytest.raises(PipelineError, match="^VAEPIPE_COMPILE is 'sometimes'; use auto, always or never$"):
+        with compiling_if_worth_it(1):
+            pass
+
+
+def test_the_default_run_trains_and_scores_compiled():
+    """The default training and test-set NLL are the runs the benchmarks time compiled (docs/performance.md)."""
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    train, evaluate = params["train"], params["evaluate"]
+    assert train["train_subset"] == 0 and evaluate["test_subset"] == 0  # MNIST's and Fashion-MNIST's 60,000 and 10,000
+    assert (60_000 - train["val_size"]) * train["epochs"] * train["samples"] >= COMPILE_MIN_IMAGE_PASSES
+    assert 10_000 * evaluate["k"] >= COMPILE_MIN_IMAGE_PASSES
+
+
+def test_the_docs_state_the_threshold():
+    assert f"{COMPILE_MIN_IMAGE_PASSES:,} image passes" in (REPO_ROOT / "docs/performance.md").read_text()
