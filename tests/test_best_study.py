@@ -10,13 +10,15 @@ import pytest
 import yaml
 
 from conftest import REPO_ROOT
+from vaepipe.core.runtime import COMPILE_ENV
 
 STUDY_FILES = ("candidate.py", "summarize.py", "best_params.py")
 
 
 def run(script, *args):
+    """Compiled, as the tiny run is (VAEPIPE_COMPILE=always), so a candidate without overrides makes its bytes."""
     return subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True,
-                          env=dict(os.environ, PYTHONPATH=""))
+                          env=dict(os.environ, PYTHONPATH="", **{COMPILE_ENV: "always"}))
 
 
 @pytest.mark.slow
