@@ -15,8 +15,9 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 pipeline: setup
 	dvc repro
 
+# A worker a core, one thread each (OMP_NUM_THREADS=1 reaches the stages the tests start too).
 test: setup
-	pytest
+	OMP_NUM_THREADS=1 pytest -n auto
 
 # The generated tables of README.md and docs/ (stages, parameters, results, --help).
 docs: setup

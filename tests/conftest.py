@@ -13,6 +13,7 @@ import subprocess
 import typing
 from pathlib import Path
 
+import filelock
 import pytest
 import torch
 import yaml
@@ -32,10 +33,45 @@ STAGES = REPO_ROOT / "stages"
 RUN_FIXTURES = {"tiny_run", "tiny_project", "tiny_projects"}
 
 
+# The modules that work in the tiny DVC experiment's repositories (`tiny_projects`): under pytest-xdist (`make test`)
+# they run on one worker, one after the other, as that fixture is made once and DVC takes one command at a time in a
+# repository. Collection checks the list.
+TINY_EXPERIMENT_MODULES = {"test_explorer", "test_pipeline", "test_scale_out"}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if RUN_FIXTURES & set(getattr(item, "fixturenames", ())):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if RUN_FIXTURES & fixtures:
             item.add_marker(pytest.mark.slow)
+        if {"tiny_project", "tiny_projects"} & fixtures and item.path.stem not in TINY_EXPERIMENT_MODULES:
+            raise pytest.UsageError(f"{item.path.name} uses the tiny experiment: add it to TINY_EXPERIMENT_MODULES "
+                                    "in tests/conftest.py")
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """pytest-xdist hands out a module at a time (its fixtures made once per session), and the modules of the tiny
+    experiment as one unit."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModulesWithTheTinyExperimentTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "tiny experiment" if Path(module).stem in TINY_EXPERIMENT_MODULES else module
+    return ModulesWithTheTinyExperimentTogether(config, log)
+
+
+def made_once(tmp_path_factory, worker_id: str, name: str, make):
+    """`make()` (a JSON value) once for the whole session: under pytest-xdist the first worker to ask makes it, the
+    others wait for it and read it."""
+    if worker_id == "master":
+        return make()
+    shared = tmp_path_factory.getbasetemp().parent
+    with filelock.FileLock(shared / f"{name}.lock"):
+        made = shared / f"{name}.json"
+        if not made.is_file():
+            made.write_text(json.dumps(make()))
+        return json.loads(made.read_text())
 
 
 def mirror_dir() -> Path | None:
@@ -199,9 +235,10 @@ def every_stage_run(tmp_path_factory, mnist_raw: Path, fashion_raw: Path, name: 
 
 
 @pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory, mnist_raw, fashion_raw) -> Path:
+def tiny_run(tmp_path_factory, worker_id, mnist_raw, fashion_raw) -> Path:
     """A working directory after one good run of every stage, with tiny params (`TINY`)."""
-    return every_stage_run(tmp_path_factory, mnist_raw, fashion_raw, "tiny-run", {})
+    return Path(made_once(tmp_path_factory, worker_id, "tiny-run",
+                          lambda: str(every_stage_run(tmp_path_factory, mnist_raw, fashion_raw, "tiny-run", {}))))
 
 
 def run_stage_script(stage: str) -> None:
