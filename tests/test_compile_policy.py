@@ -1,4 +1,4 @@
-"""torch.compile only where it pays: a stage compiles when it makes at least COMPILE_MIN_IMAGE_PASSES image passes
+"""torch.compile only where it pays: a run compiles when it makes at least COMPILE_MIN_IMAGE_PASSES image passes
 (vaepipe.core.runtime.compiling_if_worth_it), unless VAEPIPE_COMPILE says always or never."""
 
 import pytest
