@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import json
@@ -35,8 +36,14 @@ RUN_FIXTURES = {"tiny_run", "tiny_project", "tiny_projects"}
 
 # The modules that work in the tiny DVC experiment's repositories (`tiny_projects`): under pytest-xdist (`make test`)
 # they run on one worker, one after the other, as that fixture is made once and DVC takes one command at a time in a
-# repository. Collection checks the list.
-TINY_EXPERIMENT_MODULES = {"test_explorer", "test_pipeline", "test_scale_out"}
+# repository; test_pipeline first, whose first test starts the experiment (test_explorer's first one needs the tiny
+# run, made on another worker meanwhile). Collection checks the list.
+TINY_EXPERIMENT_MODULES = ("test_pipeline", "test_scale_out", "test_explorer")
+
+
+def work_unit(module: Path) -> str:
+    """What pytest-xdist hands a worker at once: a module, or the tiny experiment's modules together."""
+    return "tiny experiment" if module.stem in TINY_EXPERIMENT_MODULES else str(module)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -47,17 +54,27 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if {"tiny_project", "tiny_projects"} & fixtures and item.path.stem not in TINY_EXPERIMENT_MODULES:
             raise pytest.UsageError(f"{item.path.name} uses the tiny experiment: add it to TINY_EXPERIMENT_MODULES "
                                     "in tests/conftest.py")
+    # Longest first, so that no worker is left with a long unit at the end: the tiny experiment, then the units by
+    # their number of slow tests (the first of them makes the tiny run while the tiny experiment runs), then the rest
+    # as collected. The units are handed out in this order (see pytest_xdist_make_scheduler).
+    slow = collections.Counter(work_unit(item.path) for item in items if item.get_closest_marker("slow"))
+
+    def run_order(item: pytest.Item) -> tuple[int, int]:
+        if item.path.stem in TINY_EXPERIMENT_MODULES:
+            return 0, TINY_EXPERIMENT_MODULES.index(item.path.stem)
+        return 1, -slow[work_unit(item.path)]
+    items.sort(key=run_order)
 
 
 def pytest_xdist_make_scheduler(config, log):
     """pytest-xdist hands out a module at a time (its fixtures made once per session), and the modules of the tiny
-    experiment as one unit."""
+    experiment as one unit, in the order of collection."""
     from xdist.scheduler import LoadScopeScheduling
 
     class ModulesWithTheTinyExperimentTogether(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            module = nodeid.split("::", 1)[0]
-            return "tiny experiment" if Path(module).stem in TINY_EXPERIMENT_MODULES else module
+            return work_unit(Path(nodeid.split("::", 1)[0]))
+    config.option.loadscopereorder = False  # xdist would hand out the units with the most tests first
     return ModulesWithTheTinyExperimentTogether(config, log)
 
 
@@ -212,9 +229,11 @@ def params_read_file(root: Path) -> Path:
     return root.parent / "params-read.json"
 
 
-def every_stage_run(tmp_path_factory, mnist_raw: Path, fashion_raw: Path, name: str, overrides: dict) -> Path:
+def every_stage_run(tmp_path_factory, mnist_raw: Path, fashion_raw: Path, name: str, overrides: dict,
+                    compiled: bool = True) -> Path:
     """A working directory after one good run of every stage, with tiny params (`TINY`) and `overrides`, compiled
-    (VAEPIPE_COMPILE=always); the params keys each stage read go to `params_read_file(root)`."""
+    (VAEPIPE_COMPILE=always) or as a run this small is by default (eagerly); the params keys each stage read go to
+    `params_read_file(root)`."""
     root = tmp_path_factory.mktemp(name) / "repo"
     shutil.copytree(mnist_raw, root / "data" / "raw", copy_function=os.link)
     shutil.copytree(fashion_raw, root / "data" / "ood", copy_function=os.link)
@@ -224,8 +243,7 @@ def every_stage_run(tmp_path_factory, mnist_raw: Path, fashion_raw: Path, name: 
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
-        # Too small a run to be worth compiling, but the one run that takes every stage's compiled path.
-        mp.setenv(COMPILE_ENV, "always")
+        mp.setenv(COMPILE_ENV, "always" if compiled else "auto")
         read = {}
         for stage in STAGES_IN_ORDER:
             with params_reads_recorded() as read[stage]:
@@ -236,7 +254,8 @@ def every_stage_run(tmp_path_factory, mnist_raw: Path, fashion_raw: Path, name: 
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, worker_id, mnist_raw, fashion_raw) -> Path:
-    """A working directory after one good run of every stage, with tiny params (`TINY`)."""
+    """A working directory after one good run of every stage, with tiny params (`TINY`), compiled: too small a run to
+    be worth compiling, but the one that takes every stage's compiled path."""
     return Path(made_once(tmp_path_factory, worker_id, "tiny-run",
                           lambda: str(every_stage_run(tmp_path_factory, mnist_raw, fashion_raw, "tiny-run", {}))))
 

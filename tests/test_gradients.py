@@ -8,6 +8,9 @@ from vaepipe.vae.model import VAE, VAEConfig
 from vaepipe.vae.objectives import negative_bound
 from vaepipe.vae.training import flatten_parameters, fused_adam_step
 
+# Most of these compile the hand-written gradient (20 s from a cold cache) or take Adam steps with it.
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.parametrize("hidden", [(400,), (64, 32)])
 @pytest.mark.parametrize("beta", [1.0, 0.3])
