@@ -180,13 +180,17 @@ def set_key(params: dict, dotted: str, value: object) -> None:
 
 @contextlib.contextmanager
 def torch_state_kept():
-    """Stages switch deterministic algorithms on and reseed torch; keep that from leaking into other tests."""
-    deterministic, rng = torch.are_deterministic_algorithms_enabled(), torch.get_rng_state()
+    """Stages switch deterministic algorithms on and reseed torch, and scikit-learn's thread limits can leave torch
+    with another number of threads (seen after the cluster stage: 2 where OMP_NUM_THREADS=1 had set 1), which changes
+    the floats of what runs next; keep all that from leaking into other stages and tests."""
+    deterministic, rng, threads = (torch.are_deterministic_algorithms_enabled(), torch.get_rng_state(),
+                                   torch.get_num_threads())
     try:
         yield
     finally:
         torch.use_deterministic_algorithms(deterministic)
         torch.set_rng_state(rng)
+        torch.set_num_threads(threads)
 
 
 STAGES_IN_ORDER = ("download", "train", "evaluate", "judge", "cluster", "generate", "style", "downstream", "compress",
