@@ -11,7 +11,7 @@ from conftest import run_stage_script
 from vaepipe.data.datasets import load_split
 from vaepipe.latent.downstream import (balanced_draw, chosen_on_validation, fit_and_score, label_efficiency,
                                        spreading_scores)
-from vaepipe.latent.embedding import embed_2d, interpolate, manifold_grid
+from vaepipe.latent.embedding import embed_2d, interpolate, manifold_grid, umap_embedding
 
 
 
@@ -36,6 +36,19 @@ def test_embed_2d_keeps_2d_codes_and_reduces_others():
     assert embed_2d(codes[:, :2], "pca", 0) is not None and np.array_equal(embed_2d(codes[:, :2], "pca", 0), codes[:, :2])
     assert embed_2d(codes, "pca", 0).shape == (200, 2)
     assert embed_2d(codes[:60], "tsne", 0).shape == (60, 2)
+
+
+def test_umap_leaves_torch_with_the_threads_it_had():
+    """UMAP hands numba its thread count back, and numba's OpenMP layer is torch's: OMP_NUM_THREADS must still hold
+    for the torch work after it."""
+    kept = torch.get_num_threads()
+    asked = os.cpu_count() + 1  # more than numba ever has
+    torch.set_num_threads(asked)
+    try:
+        umap_embedding(np.random.default_rng(0).normal(size=(200, 4)).astype(np.float32), 2, 10, seed=0, n_epochs=5)
+        assert torch.get_num_threads() == asked
+    finally:
+        torch.set_num_threads(kept)
 
 
 def test_balanced_draw_has_equal_class_counts():

@@ -30,11 +30,17 @@ def umap_embedding(codes: np.ndarray, n_components: int, n_neighbors: int, seed:
     distances, indices = NearestNeighbors(n_neighbors=n_neighbors).fit(codes).kneighbors(codes)
     reducer = umap.UMAP(n_components=n_components, n_neighbors=n_neighbors, min_dist=min_dist, n_epochs=n_epochs,
                         random_state=seed, precomputed_knn=(indices, distances.astype(np.float32), None))
-    with warnings.catch_warnings():
-        # Both say what is intended: one thread for a seeded run, and no `transform` of new codes later.
-        warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
-        warnings.filterwarnings("ignore", message="precomputed_knn", category=UserWarning)
-        return reducer.fit_transform(codes)
+    # UMAP hands numba its thread count back at the end (numba's default: every core), and numba's OpenMP layer is
+    # torch's too: without this, torch would run on every core after it, whatever OMP_NUM_THREADS asked for.
+    torch_threads = torch.get_num_threads()
+    try:
+        with warnings.catch_warnings():
+            # Both say what is intended: one thread for a seeded run, and no `transform` of new codes later.
+            warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
+            warnings.filterwarnings("ignore", message="precomputed_knn", category=UserWarning)
+            return reducer.fit_transform(codes)
+    finally:
+        torch.set_num_threads(torch_threads)
 
 
 def _cache_numba_compiles() -> None:
