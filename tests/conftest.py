@@ -180,9 +180,9 @@ def set_key(params: dict, dotted: str, value: object) -> None:
 
 @contextlib.contextmanager
 def torch_state_kept():
-    """Stages switch deterministic algorithms on and reseed torch, and scikit-learn's thread limits can leave torch
-    with another number of threads (seen after the cluster stage: 2 where OMP_NUM_THREADS=1 had set 1), which changes
-    the floats of what runs next; keep all that from leaking into other stages and tests."""
+    """Stages switch deterministic algorithms on and reseed torch, and a library can change torch's thread count
+    (UMAP did, through numba: see umap_embedding), which changes the floats of what runs next; keep all that from
+    leaking into the next stage or test."""
     deterministic, rng, threads = (torch.are_deterministic_algorithms_enabled(), torch.get_rng_state(),
                                    torch.get_num_threads())
     try:
