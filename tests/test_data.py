@@ -46,6 +46,28 @@ def test_truncated_idx(tmp_path):
         load_split(tmp_path, "train")
 
 
+def test_header_cut_short(tmp_path):
+    write_split(tmp_path, idx_images(3)[:10], idx_labels(3))
+    with pytest.raises(DataError, match="malformed IDX file \\(its header is cut short at 10 bytes\\)"):
+        load_split(tmp_path, "train")
+
+
+def test_no_images(tmp_path):
+    write_split(tmp_path, idx_images(0), idx_labels(0))
+    images, labels = load_split(tmp_path, "train")
+    assert images.shape == (0, 784) and labels.shape == (0,) and labels.dtype == torch.int64
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_the_idx_reader_reads_mnist_as_torchvision_does(mnist_raw, split):
+    from torchvision.datasets.mnist import read_image_file, read_label_file
+
+    images_name, labels_name = data.SPLIT_FILES[split]
+    images, labels = load_split(mnist_raw, split)
+    assert torch.equal(images, read_image_file(str(mnist_raw / images_name)).reshape(len(images), 784).float() / 255)
+    assert torch.equal(labels, read_label_file(str(mnist_raw / labels_name)))
+
+
 def test_wrong_image_size(tmp_path):
     write_split(tmp_path, idx_images(3, side=32), idx_labels(3))
     with pytest.raises(DataError, match=r"images are \(32, 32\), expected \(28, 28\)"):

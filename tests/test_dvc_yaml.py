@@ -20,7 +20,7 @@ import importlib.util, json, os, sys
 import constriction, dvclive, matplotlib.pyplot, pandas, PIL.Image, safetensors.torch, scipy.optimize, scipy.stats  # noqa
 import sklearn.cluster, sklearn.decomposition, sklearn.linear_model, sklearn.metrics, sklearn.mixture  # noqa
 import sklearn.neighbors, sklearn.pipeline, sklearn.preprocessing, sklearn.semi_supervised  # noqa
-import torch, torch.distributed, torchvision.datasets.mnist, torchvision.utils  # noqa
+import torch, torch.distributed  # noqa
 torch.compile(abs)  # imports TorchDynamo, as vaepipe's compiled functions do
 for script in sys.argv[1:]:
     read, write = os.pipe()

@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torchvision.datasets.mnist import read_image_file
 
 from vaepipe.core.artifacts import replace_dir
 from vaepipe.core.errors import DataError, InputError
@@ -45,7 +44,7 @@ def read_array(path: Path) -> tuple[np.ndarray, str] | None:
             raise InputError(f"{path}: not a plain .npy array ({exc})") from None
     if int.from_bytes(magic, "big") == IDX_IMAGES_MAGIC:
         try:
-            return read_idx(path, IDX_IMAGES_MAGIC, read_image_file).numpy(), "idx"
+            return read_idx(path, IDX_IMAGES_MAGIC).numpy(), "idx"
         except DataError as exc:
             raise InputError(str(exc)) from None
     return None
