@@ -21,7 +21,7 @@ from vaepipe.core.artifacts import all_or_nothing, atomic_path, file_sha256, loa
 from vaepipe.core.cli import run_stage
 from vaepipe.core.errors import ArtifactError
 from vaepipe.core.params import load_params, require_at_most
-from vaepipe.core.runtime import make_deterministic, resolved_precision, select_device
+from vaepipe.core.runtime import make_deterministic, provenance, resolved_precision, select_device
 from vaepipe.data.corruptions import CORRUPTIONS
 from vaepipe.data.datasets import anomaly_test_images, load_split, train_val_indices
 from vaepipe.figures.plots import histograms, labelled_rows
@@ -74,7 +74,8 @@ def main() -> None:
     test = scores["test"]
 
     with all_or_nothing():
-        write_json(paths.metrics("anomaly"), {"ood_dataset": params.ood_dataset, **metrics})
+        write_json(paths.metrics("anomaly"), {"ood_dataset": params.ood_dataset, **metrics,
+                                                    "run": provenance(device, params.evaluate.precision)})
         Detector(typicality, thresholds, chosen, ap.false_positive_rate, ap.k, precision,
                  file_sha256(paths.VAE)).save(paths.ANOMALY_DETECTOR)
         for s in SCORES:

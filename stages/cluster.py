@@ -20,7 +20,7 @@ from vaepipe.core import paths
 from vaepipe.core.artifacts import all_or_nothing, atomic_path, save_tensors, write_json
 from vaepipe.core.cli import run_stage
 from vaepipe.core.params import load_params
-from vaepipe.core.runtime import make_deterministic, select_device
+from vaepipe.core.runtime import make_deterministic, provenance, select_device
 from vaepipe.data.datasets import DATASETS, load_split
 from vaepipe.figures.plots import labelled_rows
 from vaepipe.latent.clustering import (CLUSTER_MIN_DIST, HEADLINE, cluster_means, cluster_to_class, clustering_scores,
@@ -50,7 +50,8 @@ def main() -> None:
     scores = {part: {method: clustering_scores(labels[rows], clusters[rows])
                      for method, (clusters, _) in fitted.items()}
               for part, rows in (("test", test), ("all", slice(None)))}
-    metrics = {**scores["test"][HEADLINE], "method": HEADLINE, "n_clusters": cp.n_clusters, **scores}
+    metrics = {**scores["test"][HEADLINE], "method": HEADLINE, "n_clusters": cp.n_clusters, **scores,
+               "run": provenance(device)}
 
     clusters, gmm = fitted[HEADLINE]
     matching = cluster_to_class(labels[test], clusters[test])  # cluster id -> class index

@@ -24,7 +24,7 @@ from vaepipe.core.cli import run_stage
 from vaepipe.core.errors import DataError
 from vaepipe.core.params import load_params, require_at_most
 from vaepipe.core.paths import IMAGE_PIXELS, IMAGE_SIDE
-from vaepipe.core.runtime import generator, make_deterministic, select_device
+from vaepipe.core.runtime import generator, make_deterministic, provenance, select_device
 from vaepipe.data.datasets import binarize_set, load_split
 from vaepipe.data.image_files import binary_images
 from vaepipe.vae.evaluation import likelihood_bounds
@@ -66,7 +66,8 @@ def main() -> None:
     metrics = {"n_images": len(x), "total_bpp": total_bpp, "net_bpp": net_bpp, "initial_bits": header["initial_bits"],
                "file_bytes": len(data), "neg_elbo_bpp": neg_elbo_bpp,
                "total_gap_percent": 100 * (total_bpp / neg_elbo_bpp - 1), "net_gap_percent": 100 * (net_bpp / neg_elbo_bpp - 1),
-               "baselines_bpp": {name: 8 * size / pixels for name, size in baseline_sizes(x.numpy()).items()}}
+               "baselines_bpp": {name: 8 * size / pixels for name, size in baseline_sizes(x.numpy()).items()},
+               "run": provenance(torch.device("cpu"))}
     with all_or_nothing():
         write_bytes(paths.COMPRESSED, data)
         write_json(paths.metrics("compress"), metrics)

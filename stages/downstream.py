@@ -14,7 +14,7 @@ from vaepipe.core import paths
 from vaepipe.core.artifacts import all_or_nothing, atomic_path, write_json
 from vaepipe.core.cli import run_stage
 from vaepipe.core.params import load_params
-from vaepipe.core.runtime import make_deterministic, select_device
+from vaepipe.core.runtime import make_deterministic, provenance, select_device
 from vaepipe.data.datasets import load_split, train_val_indices
 from vaepipe.latent.clustering import load_clusters
 from vaepipe.latent.downstream import chosen_on_validation, fit_and_score, label_efficiency
@@ -46,6 +46,7 @@ def main() -> None:
                                params.seed, train_clusters=clusters["train"][fit],
                                eval_clusters={"val": clusters["train"][val], "test": clusters["test"]})
         metrics.update(chosen_on_validation(few, f"_{budget}_labels")[1])
+    metrics["run"] = provenance(device)
     with all_or_nothing():
         write_json(paths.metrics("downstream"), metrics)
         with atomic_path(f"{paths.plots('downstream')}/confusion.csv") as tmp:

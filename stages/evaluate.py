@@ -12,7 +12,7 @@ from vaepipe.core.artifacts import all_or_nothing, write_json
 from vaepipe.core.cli import run_stage
 from vaepipe.core.params import load_params, require_at_most
 from vaepipe.core.paths import IMAGE_PIXELS
-from vaepipe.core.runtime import autocast, compute_dtype, generator, make_deterministic, select_device
+from vaepipe.core.runtime import autocast, compute_dtype, generator, make_deterministic, provenance, select_device
 from vaepipe.data.datasets import binarize_set, load_split
 from vaepipe.figures.plots import image_grids
 from vaepipe.vae.codes import decode_probs, posterior_means
@@ -52,6 +52,7 @@ def main() -> None:
             "active_units": active_units(posterior_means(model, x)),
             "k": params.evaluate.k,
             "n_test": len(x),
+            "run": provenance(device, params.evaluate.precision),
         })
         image_grids({f"{len(originals)} test images as scored (top) and their reconstructions (bottom)":
                      (torch.cat([originals, reconstructions]), len(originals))}, f"{paths.plots('evaluate')}/reconstructions.png")

@@ -14,7 +14,7 @@ from vaepipe.core.artifacts import all_or_nothing, write_json
 from vaepipe.core.cli import run_stage
 from vaepipe.core.errors import ArtifactError
 from vaepipe.core.params import load_params, require_at_most
-from vaepipe.core.runtime import generator, make_deterministic, select_device
+from vaepipe.core.runtime import generator, make_deterministic, provenance, select_device
 from vaepipe.data.datasets import DATASETS, load_split
 from vaepipe.figures.plots import image_grids, latent_map
 from vaepipe.generation.judge import load_judge
@@ -48,7 +48,7 @@ def main() -> None:
     test_probs, test_features = judge.predict(images)
     metrics = {"n_judged": gp.n_judged, "test_set": {
         "frechet_between_halves": frechet_distance(test_features[0::2], test_features[1::2]),
-        **class_scores(test_probs, gp.confidence)}}
+        **class_scores(test_probs, gp.confidence)}, "run": provenance(device)}
     mixture = None
     if "gmm" in gp.samplers:
         train_images, _ = load_split(paths.RAW, "train")

@@ -10,7 +10,7 @@ from vaepipe.core import paths
 from vaepipe.core.artifacts import all_or_nothing, write_json
 from vaepipe.core.cli import run_stage
 from vaepipe.core.params import load_params, require_at_most
-from vaepipe.core.runtime import make_deterministic, select_device
+from vaepipe.core.runtime import make_deterministic, provenance, select_device
 from vaepipe.data.datasets import load_split, train_val_indices
 from vaepipe.generation.judge import accuracy, save_judge, train_judge
 
@@ -31,7 +31,8 @@ def main() -> None:
                         lambda epoch, loss: print(f"epoch {epoch}: cross-entropy {loss:.4f}"))
     test_x, test_y = load_split(paths.RAW, "test")
     metrics = {"val_accuracy": accuracy(judge, images[val_idx], labels[val_idx]),
-               "test_accuracy": accuracy(judge, test_x, test_y), "train_images": len(train_idx)}
+               "test_accuracy": accuracy(judge, test_x, test_y), "train_images": len(train_idx),
+               "run": provenance(device, jp.precision)}
     with all_or_nothing():
         save_judge(paths.JUDGE, judge, params.dataset)
         write_json(paths.metrics("judge"), metrics)

@@ -21,7 +21,7 @@ from vaepipe.core.artifacts import all_or_nothing, file_sha256, write_bytes, wri
 from vaepipe.core.cli import run_stage
 from vaepipe.core.errors import DataError
 from vaepipe.core.params import load_params, require_at_most
-from vaepipe.core.runtime import make_deterministic, select_device
+from vaepipe.core.runtime import make_deterministic, provenance, select_device
 from vaepipe.data.datasets import load_split
 from vaepipe.figures.plots import labelled_rows
 from vaepipe.generation.judge import accuracy, load_judge
@@ -62,7 +62,8 @@ def main() -> None:
         print(f"step {step:g}: {len(data):,} bytes, {point['bytes_per_image']:.2f} bytes/image "
               f"({point['payload_bytes_per_image']:.2f} of codes), PSNR {point['psnr_db']:.2f} dB, judge accuracy "
               f"{point['accuracy']:.4f}; encode {n / encode_s:,.0f} images/s, decode {n / decode_s:,.0f} images/s")
-    metrics = {"n_images": n, "judge_accuracy_on_originals": accuracy(judge, images, labels), "steps": points}
+    metrics = {"n_images": n, "judge_accuracy_on_originals": accuracy(judge, images, labels), "steps": points,
+               "run": provenance(cpu)}
     with all_or_nothing():
         for path, data in files.items():
             write_bytes(path, data)

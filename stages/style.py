@@ -16,7 +16,7 @@ from vaepipe.core.artifacts import all_or_nothing, save_weights, write_json
 from vaepipe.core.cli import run_stage
 from vaepipe.core.params import load_params, require_at_most
 from vaepipe.core.paths import CLASSES
-from vaepipe.core.runtime import compiling_if_worth_it, generator, make_deterministic, select_device
+from vaepipe.core.runtime import compiling_if_worth_it, generator, make_deterministic, provenance, select_device
 from vaepipe.data.datasets import DATASETS, SPLIT_FILES, binarize_set, load_split
 from vaepipe.figures.plots import labelled_rows
 from vaepipe.generation.judge import load_judge, share_read_as
@@ -62,7 +62,8 @@ def main() -> None:
                "class_conditional": {"n": len(samples), "read_as_intended": share_read_as(sample_probs, sample_labels),
                                      "frechet": frechet_distance(sample_features.numpy(), test_features.numpy())},
                "style_transfer": {"n": len(restyled),
-                                  "read_as_intended": share_read_as(judge.predict(restyled)[0], restyled_labels)}}
+                                  "read_as_intended": share_read_as(judge.predict(restyled)[0], restyled_labels)},
+               "run": provenance(device, tp.precision)}
 
     names = DATASETS[params.dataset].classes
     with all_or_nothing():

@@ -26,7 +26,7 @@ from vaepipe.core.artifacts import replace_dir, save_weights
 from vaepipe.core.cli import run_stage
 from vaepipe.core.errors import PipelineError
 from vaepipe.core.params import Params, load_params
-from vaepipe.core.runtime import make_deterministic, select_device
+from vaepipe.core.runtime import make_deterministic, provenance, select_device
 from vaepipe.data.datasets import SPLIT_FILES, binarize_set, load_split
 from vaepipe.vae.checkpoint import Checkpoint, fingerprint
 from vaepipe.vae.distributed import World, joined
@@ -75,6 +75,7 @@ def fit(params: Params, world: World, device: torch.device) -> None:
             live.make_summary()
 
         live.summary["kept_epoch"] = train_on(log_epoch)  # the epoch whose weights are saved (`train.keep`)
+        live.summary["run"] = provenance(device, params.train.precision)
         live.make_summary()
     save_weights(paths.VAE, model.state_dict(), config.to_dict())
     replace_dir(paths.TRAIN_LIVE_IN_PROGRESS, paths.TRAIN_LIVE)

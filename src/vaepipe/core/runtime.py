@@ -38,6 +38,26 @@ def resolved_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
+def cpu_class() -> str:
+    """The vector instructions torch's CPU kernels run on: AMX, AVX-512, AVX2, or torch's name for a lesser
+    class. ATEN_CPU_CAPABILITY=avx2 lowers it as it lowers the kernels."""
+    capability = torch.backends.cpu.get_cpu_capability()
+    if capability == "AVX512":
+        return "AMX" if torch.cpu._is_amx_tile_supported() else "AVX-512"
+    return capability
+
+
+def provenance(device: torch.device, precision: str | None = None) -> dict[str, str]:
+    """What a run computed on, recorded beside its metrics (other hardware computes other floats, and `dvc metrics
+    diff` then shows why): the device, its hardware (the CPU class or the GPU's name), the torch version and, for a
+    stage with a precision setting, what it resolved to."""
+    hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_class()
+    record = {"device": device.type, "hardware": hardware, "torch": str(torch.__version__)}
+    if precision is not None:
+        record["precision"] = resolved_precision(precision, device)
+    return record
+
+
 def compute_dtype(precision: str, device: torch.device) -> torch.dtype:
     """The dtype of the matrix multiplies for a precision setting on `device` (see resolved_precision)."""
     return torch.bfloat16 if resolved_precision(precision, device) == "bf16" else torch.float32
@@ -90,6 +110,7 @@ def compiled(*, dynamic: bool, recompile_limit: int = 8):
             if torch.compiler.is_compiling() or not _compile_enabled:
                 return function(*args, **kwargs)
             if chosen is None:
+                _own_kernel_cache_for_a_lowered_isa()  # before the compiler lookup, which fixes the cache's place
                 chosen = _compile(function, dynamic, recompile_limit) if cpp_compiler_found() else function
             return chosen(*args, **kwargs)
         return run
@@ -104,6 +125,23 @@ def _compile(function, dynamic: bool, recompile_limit: int):
 
     config.recompile_limit = max(config.recompile_limit, recompile_limit)
     return torch.compile(function, dynamic=dynamic)
+
+
+# Lower the vector instructions torch and oneDNN use (e.g. to approximate an AVX2 CPU on a bigger one).
+ISA_ENVS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")
+
+
+def _own_kernel_cache_for_a_lowered_isa() -> None:
+    """TorchInductor's kernel cache on disk does not tell kernels built under a lowered ISA (ISA_ENVS) from the
+    others: reused by a run without it, they computed wrong numbers (a validation -ELBO of 639 nats instead of 95).
+    Such a run keeps its kernels apart, in a cache of its own, unless TORCHINDUCTOR_CACHE_DIR names another place
+    than the default (which importing TorchDynamo writes there)."""
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    lowered = [os.environ[name].lower() for name in ISA_ENVS if os.environ.get(name)]
+    default = os.path.abspath(default_cache_dir())
+    if lowered and os.path.abspath(os.environ.get("TORCHINDUCTOR_CACHE_DIR", default)) == default:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(default, "isa-" + "-".join(lowered))
 
 
 @functools.cache
