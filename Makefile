@@ -3,7 +3,7 @@ VENV := .venv
 # Stage commands call `python`: make it the virtualenv's.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup pipeline test docs
+.PHONY: setup pipeline test verify docs
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.txt pyproject.toml
@@ -18,6 +18,10 @@ pipeline: setup
 # A worker a core, one thread each (OMP_NUM_THREADS=1 reaches the stages the tests start too).
 test: setup
 	OMP_NUM_THREADS=1 pytest -n auto
+
+# Your run's metrics against the committed ones, within the variation study's tolerances (docs/reproducibility.md).
+verify: setup
+	vaepipe-verify
 
 # The generated tables of README.md and docs/ (stages, parameters, results, --help).
 docs: setup

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 BLOCK = re.compile(r"(<!-- generated: (?P<name>[a-z0-9-]+) -->\n)(?P<body>.*?)(<!-- end generated -->)", re.S)
 PAGES = ["README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md"))]
-COMMANDS = ("vaepipe-compress", "vaepipe-decompress", "vaepipe-anomaly")
+COMMANDS = ("vaepipe-compress", "vaepipe-decompress", "vaepipe-anomaly", "vaepipe-verify")
 HELP_WIDTH = "100"  # argparse wraps --help to $COLUMNS
 
 
@@ -119,8 +119,10 @@ def gen_parameters() -> str:
 def help_text(command: str) -> str:
     from vaepipe.anomaly.cli import main as anomaly
     from vaepipe.codecs.cli import compress, decompress
+    from vaepipe.core.verify import main as verify
 
-    main = {"vaepipe-compress": compress, "vaepipe-decompress": decompress, "vaepipe-anomaly": anomaly}[command]
+    main = {"vaepipe-compress": compress, "vaepipe-decompress": decompress, "vaepipe-anomaly": anomaly,
+            "vaepipe-verify": verify}[command]
     out = io.StringIO()
     columns = os.environ.get("COLUMNS")
     os.environ["COLUMNS"] = HELP_WIDTH
@@ -234,6 +236,18 @@ def gen_results_studies() -> str:
     return best_table + "\n" + one_table + "\n" + rd_table
 
 
+def gen_tolerances() -> str:
+    study = load("studies/variation/tolerances.json")
+    precisions = study["precisions"]
+    rows = [[f"{Path(file).stem}: `{key}`", *(f"{entry['mean'][p]:.5g} ± {entry['sd'][p]:.2g}" for p in precisions),
+             f"{entry['precision_effect']:.2g}", f"{entry['tolerance']:.3g}"]
+            for file, metrics in study["metrics"].items() for key, entry in metrics.items()]
+    machine = study["machine"]
+    return table(["metric", *(f"{p}: mean ± sd" for p in precisions), "precision effect", "tolerance"], rows) + (
+        f"\n{len(study['seeds'])} seeds ({', '.join(map(str, study['seeds']))}) in each precision, on "
+        f"{machine.get('device')} {machine.get('hardware')}, torch {machine.get('torch')}.\n")
+
+
 # --- performance -------------------------------------------------------------------------------------------------
 
 def machine_line(info: dict) -> str:
@@ -298,7 +312,7 @@ def gen_params_errors() -> str:
 GENERATORS = {"dag": gen_dag, "stages": gen_stages, "parameters": gen_parameters, "headline": gen_headline,
               "results-likelihood": gen_results_likelihood, "results-samples": gen_results_samples,
               "results-codes": gen_results_codes, "results-codecs": gen_results_codecs,
-              "results-anomaly": gen_results_anomaly, "results-studies": gen_results_studies,
+              "results-anomaly": gen_results_anomaly, "results-studies": gen_results_studies, "tolerances": gen_tolerances,
               "pipeline-times": gen_pipeline_times, "run-time": gen_run_time, "training-speed": gen_training_speed,
               "no-compiler": gen_no_compiler,
               "params-errors": gen_params_errors,

@@ -54,4 +54,5 @@ def test_console_scripts_of_either_module_name_are_the_commands():
     scripts = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts == {"vaepipe-anomaly": "vaepipe.anomaly.cli:entry_point",
                        "vaepipe-compress": "vaepipe.codecs.cli:compress_entry_point",
-                       "vaepipe-decompress": "vaepipe.codecs.cli:decompress_entry_point"}
+                       "vaepipe-decompress": "vaepipe.codecs.cli:decompress_entry_point",
+                       "vaepipe-verify": "vaepipe.core.verify:entry_point"}

@@ -85,7 +85,11 @@ def test_study_stage_deps_list_exactly_the_modules_it_imports(name):
     script = stage["cmd"].split()[1]
     assert stage["cmd"].startswith(f"python {script}") and script in stage["deps"]
     listed = {d.removeprefix("../../") for d in stage["deps"] if d.startswith("../../src/")}
-    assert listed == imported_sources(folder.relative_to(REPO_ROOT) / script)
+    if listed == {"src/vaepipe"}:  # a stage that runs the whole pipeline (studies/variation) depends on all of it
+        assert {"../../stages", "../../params.yaml"} <= set(stage["deps"])
+        assert imported_sources(folder.relative_to(REPO_ROOT) / script)
+    else:
+        assert listed == imported_sources(folder.relative_to(REPO_ROOT) / script)
 
 
 @pytest.mark.parametrize("name", sorted(set(STAGES) - {"check_params"}))

@@ -25,6 +25,7 @@ STYLE_CHECKPOINT = "checkpoints/style/state.safetensors"
 # Metrics and figures.
 TRAIN_LIVE = "metrics/train"  # dvclive's curves and summary of the train stage
 EXPLORER = "plots/explorer"  # the latent-space page
+TOLERANCES = "studies/variation/tolerances.json"  # how far a run's metrics may be from the committed ones
 
 
 def metrics(stage: str) -> str:
