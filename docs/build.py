@@ -266,6 +266,17 @@ def gen_pipeline_times() -> str:
                   f"GPU: {machine_line(gpu['machine'])}, {gpu['machine']['date']} (s)"], rows)
 
 
+def gen_variation_times() -> str:
+    study = load("studies/variation/tolerances.json")
+    seconds, precisions, machine = study["stage_seconds"], study["precisions"], study["machine"]
+    stages = sorted(seconds[precisions[0]], key=lambda name: -seconds[precisions[0]][name])
+    rows = [[f"`{name}`", *(f"{seconds[p][name]:.1f}" for p in precisions)] for name in stages]
+    rows.append(["**total**", *(f"**{study['total_seconds'][p]:.0f}**" for p in precisions)])
+    return table(["stage", *(f"{p} (s)" for p in precisions)], rows) + (
+        f"\nMean of {len(study['seeds'])} runs each on {machine.get('device')} {machine.get('hardware')}, "
+        f"torch {machine.get('torch')} (`studies/variation`).\n")
+
+
 def gen_run_time() -> str:
     lines = []
     for path, where in (("bench/results-cpu-pipeline.json", "CPU"), ("bench/results-cuda-pipeline.json", "GPU")):
@@ -312,8 +323,10 @@ def gen_params_errors() -> str:
 GENERATORS = {"dag": gen_dag, "stages": gen_stages, "parameters": gen_parameters, "headline": gen_headline,
               "results-likelihood": gen_results_likelihood, "results-samples": gen_results_samples,
               "results-codes": gen_results_codes, "results-codecs": gen_results_codecs,
-              "results-anomaly": gen_results_anomaly, "results-studies": gen_results_studies, "tolerances": gen_tolerances,
-              "pipeline-times": gen_pipeline_times, "run-time": gen_run_time, "training-speed": gen_training_speed,
+              "results-anomaly": gen_results_anomaly, "results-studies": gen_results_studies,
+              "tolerances": gen_tolerances,
+              "pipeline-times": gen_pipeline_times, "variation-times": gen_variation_times, "run-time": gen_run_time,
+              "training-speed": gen_training_speed,
               "no-compiler": gen_no_compiler,
               "params-errors": gen_params_errors,
               **{f"help-{c}": (lambda c=c: help_text(c)) for c in COMMANDS}}

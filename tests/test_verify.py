@@ -21,7 +21,8 @@ CPU = torch.device("cpu")
 RUN = {"device": "cpu", "hardware": "AMX", "torch": "2.14.1", "precision": "bf16"}
 COMMITTED = {
     "metrics/evaluate.json": {"test_nll": 90.02, "k": 1000, "run": RUN},
-    "metrics/lossy.json": {"steps": [{"setting": 0.75, "bytes_per_image": 6.04}], "run": {k: v for k, v in RUN.items() if k != "precision"}},
+    "metrics/lossy.json": {"steps": [{"setting": 0.75, "bytes_per_image": 6.04}],
+                           "run": {k: v for k, v in RUN.items() if k != "precision"}},
 }
 TOLERANCES = {"metrics": {"metrics/evaluate.json": {"test_nll": {"tolerance": 0.4}, "k": {"tolerance": 0.0}},
                           "metrics/lossy.json": {"steps.0.bytes_per_image": {"tolerance": 0.3}}}}
@@ -58,7 +59,8 @@ def project(tmp_path, monkeypatch) -> Path:
         (tmp_path / file).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / file).write_text(json.dumps(content))
     (tmp_path / "tolerances.json").write_text(json.dumps(TOLERANCES))
-    for command in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "run"]):
+    for command in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "add", "-A"],
+                    ["git", "commit", "-qm", "run"]):
         run_ok(command, tmp_path, env)
     monkeypatch.chdir(tmp_path)
     for name, setting in env.items():
@@ -93,13 +95,15 @@ def test_a_doctored_metric_fails_with_a_table_naming_it(project, capsys):
 def test_a_metric_missing_from_the_run_is_a_miss(project, capsys):
     (project / "metrics/lossy.json").unlink()
     code, out, _ = run_command(capsys, main, "--tolerances", "tolerances.json")
-    assert code == EXIT_MISS and "lossy: steps.0.bytes_per_image 6.04 NaN 0.3 MISS" in [" ".join(l.split()) for l in out]
+    rows = [" ".join(line.split()) for line in out]
+    assert code == EXIT_MISS and "lossy: steps.0.bytes_per_image 6.04 NaN 0.3 MISS" in rows
 
 
 def test_an_experiment_is_checked_against_the_commit(project, capsys):
     (project / "params.yaml").write_text("nll: 90.02\n")
-    (project / "evaluate.py").write_text("import json, yaml\nnll = yaml.safe_load(open('params.yaml'))['nll']\n"
-                                         "json.dump({'test_nll': nll, 'k': 1000}, open('metrics/evaluate.json', 'w'))\n")
+    (project / "evaluate.py").write_text(
+        "import json, yaml\nnll = yaml.safe_load(open('params.yaml'))['nll']\n"
+        "json.dump({'test_nll': nll, 'k': 1000}, open('metrics/evaluate.json', 'w'))\n")
     (project / "dvc.yaml").write_text("stages:\n  evaluate:\n    cmd: python evaluate.py\n    deps: [evaluate.py]\n"
                                       "    params: [nll]\n    metrics:\n      - metrics/evaluate.json:\n"
                                       "          cache: false\n")
