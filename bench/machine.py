@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
-from vaepipe.core.runtime import cpu_class  # noqa: E402  (AMX, AVX-512, AVX2: what torch's kernels run on)
+from vaepipe.core.runtime import ISA_ENVS, cpu_class  # noqa: E402  (AMX, AVX-512, AVX2: what torch's kernels run on)
 
 
 def cpu_model() -> str:
@@ -26,6 +26,10 @@ def describe(device: torch.device) -> dict:
     info = {"cpu": cpu_model(), "cpu_class": cpu_class(), "cores": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
             "python": platform.python_version(), "device": str(device), "date": datetime.date.today().isoformat()}
+    # Set, these lower the vector unit torch and oneDNN use below the CPU's own: an approximation of a smaller CPU.
+    lowered = {name: os.environ[name] for name in ISA_ENVS if os.environ.get(name)}
+    if lowered:
+        info["isa_lowered_by"] = lowered
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
         info["cuda"] = torch.version.cuda

@@ -3,6 +3,9 @@
     python bench/pipeline_times.py                 # clones this repository's HEAD into a temporary folder
     python bench/pipeline_times.py --out bench/results-cpu-pipeline.json
     python bench/pipeline_times.py --budget 180 --out bench/results-cuda-pipeline.json   # on a GPU machine
+    python bench/pipeline_times.py --cold          # compiles included, as on a new machine
+    ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 python bench/pipeline_times.py --cold \
+        --out bench/results-cpu-pipeline-avx2.json  # an AVX2 CPU's kernels, on a bigger CPU
 
 The clone shares nothing with this checkout but the Python environment (its `python` runs the stages) and the
 offline mirror ($VAE_DATA_MIRROR); --force runs every stage, downstream included, whose outputs git
@@ -11,6 +14,8 @@ and caches, and DVC runs without git. A stage's time runs from the line in which
 starts the next one (the last one's to DVC's exit), so DVC's own bookkeeping between stages is counted too. The
 clone's metrics are compared with this checkout's: on the machine that made them, a fresh clone's `dvc repro`
 reproduces them byte for byte. A failing stage still leaves the times measured so far in --out (exit 1).
+With --cold, torch.compile's and numba's caches start empty, so the times include every compile a new machine
+does once (later runs load the compiled code from the caches).
 """
 
 from __future__ import annotations
@@ -38,8 +43,12 @@ NOT_COPIED = {".git", ".venv", ".dvc/cache", ".dvc/tmp", "data", "models", "chec
               ".devdata"}
 
 
-def timed_repro(clone: Path) -> tuple[dict[str, float], float, int]:
+def timed_repro(clone: Path, caches: Path | None = None) -> tuple[dict[str, float], float, int]:
+    """Each stage's seconds, the total and DVC's exit code; torch.compile's and numba's caches go under `caches`
+    where given."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    if caches:
+        env |= {"TORCHINDUCTOR_CACHE_DIR": str(caches / "inductor"), "NUMBA_CACHE_DIR": str(caches / "numba")}
     start = time.perf_counter()
     stages: dict[str, float] = {}
     current, since = None, start
@@ -91,6 +100,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", help="also write the JSON here")
     parser.add_argument("--budget", type=float, default=CPU_BUDGET_S, help="seconds the whole run should take")
+    parser.add_argument("--cold", action="store_true", help="start from empty compile caches (a new machine)")
     args = parser.parse_args()
     if not os.environ.get("VAE_DATA_MIRROR"):
         sys.exit("error: set VAE_DATA_MIRROR to the offline mirror (e.g. ../shared/data); the download stage reads it")
@@ -98,9 +108,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as root:
         clone = Path(root) / "repo"
         fresh_copy(clone)
-        stages, total, returncode = timed_repro(clone)
+        stages, total, returncode = timed_repro(clone, Path(root) / "caches" if args.cold else None)
         differing = differing_metrics(clone)
-    summary = {"machine": describe(device), "stages_s": stages, "total_s": total, "budget_s": args.budget,
+    summary = {"machine": describe(device), "compile_caches": "cold" if args.cold else "warm", "stages_s": stages,
+               "total_s": total, "budget_s": args.budget,
                "dvc_repro_exit": returncode, "metrics_differing": differing}
     text = json.dumps(summary, indent=2)
     if args.out:

@@ -141,7 +141,7 @@ def gen_headline() -> str:
     c, z, lossy, a = (load(f"metrics/{name}.json") for name in ("cluster", "compress", "lossy", "anomaly"))
     step = lossy["steps"][0]
     return table(["what", "default model, MNIST test set"], [
-        ["likelihood: test NLL (k = 1000)", f"{e['test_nll']:.2f} nats ({e['test_bpd']:.4f} bits/pixel)"],
+        [f"likelihood: test NLL (k = {e['k']})", f"{e['test_nll']:.2f} nats ({e['test_bpd']:.4f} bits/pixel)"],
         ["random digits: Fréchet distance, prior / mixture sampler / real vs real",
          f"{g['prior']['frechet']:.1f} / {g['gmm']['frechet']:.1f} / {g['test_set']['frechet_between_halves']:.1f}"],
         ["style transfer read as the class asked for", f"{s['style_transfer']['read_as_intended']:.3f}"],
@@ -164,8 +164,20 @@ def gen_results_likelihood() -> str:
         ["bits per pixel", f"{e['test_bpd']:.4f}"],
         ["active latent units", f"{e['active_units']} of the latent dimensions"],
         ["importance samples, test images", f"{e['k']}, {e['n_test']}"],
+        ["their proposal: q with its standard deviations times", f"{e['proposal_scale']:g}"],
         ["validation −ELBO at the kept epoch", f"{t['val']['neg_elbo']:.3f} (epoch {t['kept_epoch']})"],
     ])
+
+
+def gen_nll_estimator() -> str:
+    r = load("bench/results-cpu-nll-estimator.json")
+    ks = sorted({c["k"] for c in r["cells"]})
+    scales = sorted({c["proposal_scale"] for c in r["cells"]})
+    cell = {(c["k"], c["proposal_scale"]): c for c in r["cells"]}
+    rows = [[f"k = {k}", *(f"{cell[k, s]['nll']:.2f} ({cell[k, s]['seconds']:.1f} s)" for s in scales)] for k in ks]
+    return table(["test NLL (nats), time", *(f"scale {s:g}" + (" (q itself)" if s == 1 else "") for s in scales)],
+                 rows) + (f"\nThe first {r['images']:,} test images; {machine_line(r['machine'])}, "
+                          f"{r['machine']['date']}.\n")
 
 
 def gen_results_samples() -> str:
@@ -251,19 +263,27 @@ def gen_tolerances() -> str:
 # --- performance -------------------------------------------------------------------------------------------------
 
 def machine_line(info: dict) -> str:
-    text = f"{info.get('cpu', '?')} ({info.get('cpu_class', 'class not recorded')}), {info.get('cores')} cores"
+    cpu_class = info.get("cpu_class", "class not recorded")
+    if info.get("isa_lowered_by"):
+        cpu_class += " approximated: " + " ".join(f"{k}={v}" for k, v in info["isa_lowered_by"].items())
+    text = f"{info.get('cpu', '?')} ({cpu_class}), {info.get('cores')} cores"
     return text + (f", {info['gpu']}" if info.get("gpu") else "") + f", torch {info.get('torch', '?')}"
 
 
+# `dvc repro --force` in a fresh clone (bench/pipeline_times.py): one file a machine class, the GPU's last.
+PIPELINE_TIMES = ("bench/results-cpu-pipeline.json", "bench/results-cpu-pipeline-avx2.json",
+                  "bench/results-cuda-pipeline.json")
+
+
 def gen_pipeline_times() -> str:
-    cpu, gpu = load("bench/results-cpu-pipeline.json"), load("bench/results-cuda-pipeline.json")
-    names = list(dict.fromkeys([*cpu["stages_s"], *gpu["stages_s"]]))
-    rows = [[f"`{n}`", f"{cpu['stages_s'][n]:.1f}" if n in cpu["stages_s"] else "",
-             f"{gpu['stages_s'][n]:.1f}" if n in gpu["stages_s"] else ""] for n in names]
-    rows.append(["**total**", f"**{cpu['total_s']:.0f}**", f"**{gpu['total_s']:.0f}** (stopped at its limit)"
-                 if gpu["dvc_repro_exit"] else f"**{gpu['total_s']:.0f}**"])
-    return table(["stage", f"CPU: {machine_line(cpu['machine'])}, {cpu['machine']['date']} (s)",
-                  f"GPU: {machine_line(gpu['machine'])}, {gpu['machine']['date']} (s)"], rows)
+    runs = [load(path) for path in PIPELINE_TIMES]
+    names = list(dict.fromkeys(name for run in runs for name in run["stages_s"]))
+    rows = [[f"`{n}`", *(f"{run['stages_s'][n]:.1f}" if n in run["stages_s"] else "" for run in runs)] for n in names]
+    rows.append(["**total**", *(f"**{run['total_s']:.0f}**" + (" (stopped at its limit)" if run["dvc_repro_exit"] else "")
+                                for run in runs)])
+    return table(["stage", *(f"{'GPU' if run['machine'].get('gpu') else 'CPU'}: {machine_line(run['machine'])}, "
+                             f"{run['machine']['date']}" + (f", {run['compile_caches']} caches" if "compile_caches" in run
+                                                            else "") + " (s)" for run in runs)], rows)
 
 
 def gen_variation_times() -> str:
@@ -279,13 +299,15 @@ def gen_variation_times() -> str:
 
 def gen_run_time() -> str:
     lines = []
-    for path, where in (("bench/results-cpu-pipeline.json", "CPU"), ("bench/results-cuda-pipeline.json", "GPU")):
+    for path in PIPELINE_TIMES:
         run = load(path)
+        where = "GPU" if run["machine"].get("gpu") else "CPU"
         if run.get("dvc_repro_exit"):
             lines.append(f"- {where}: not measured to the end yet (`{path}` holds a run stopped at its time limit)")
         else:
+            caches = {"cold": ", compiles included", "warm": ", compiled code cached"}.get(run.get("compile_caches"), "")
             lines.append(f"- {where}: `dvc repro` from a fresh clone took {run['total_s'] / 60:.1f} min on "
-                         f"{machine_line(run['machine'])} (`{path}`)")
+                         f"{machine_line(run['machine'])}{caches} (`{path}`)")
     return "\n".join(lines) + "\n\nInstalling the environment the first time adds a few minutes.\n"
 
 
@@ -321,7 +343,8 @@ def gen_params_errors() -> str:
 
 
 GENERATORS = {"dag": gen_dag, "stages": gen_stages, "parameters": gen_parameters, "headline": gen_headline,
-              "results-likelihood": gen_results_likelihood, "results-samples": gen_results_samples,
+              "results-likelihood": gen_results_likelihood, "nll-estimator": gen_nll_estimator,
+              "results-samples": gen_results_samples,
               "results-codes": gen_results_codes, "results-codecs": gen_results_codecs,
               "results-anomaly": gen_results_anomaly, "results-studies": gen_results_studies,
               "tolerances": gen_tolerances,

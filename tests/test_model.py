@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -91,3 +95,13 @@ def test_pickle_is_never_unpickled(tmp_path):
     with pytest.raises(ArtifactError):
         load_model(str(path), torch.device("cpu"))
     assert not marker.exists()
+
+
+def test_kernels_lowered_to_avx2_take_fp32_for_auto():
+    """ATEN_CPU_CAPABILITY=avx2 (docs/reproducibility.md: approximating an AVX2 CPU) leaves bf16 emulated: auto is
+    fp32 there, as on a real AVX2 CPU, even where the hardware has AVX-512 BF16 or AMX."""
+    code = ("import torch; from vaepipe.core import runtime; "
+            "print(runtime.cpu_class(), runtime.resolved_precision('auto', torch.device('cpu')))")
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["AVX2", "fp32"]

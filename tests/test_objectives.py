@@ -134,6 +134,33 @@ def test_chunking_bounds_memory_but_not_the_estimate():
     assert torch.allclose(chunked.nll, exact_nll_1d(model, x), atol=0.1)
 
 
+def test_a_wider_proposal_converges_to_the_exact_likelihood():
+    model, x = tiny_model(latent_dim=1), binary_images(6)
+    wide = likelihood_bounds(model, x, k=5000, gen=torch.Generator().manual_seed(7), proposal_scale=1.5)
+    assert torch.allclose(wide.nll, exact_nll_1d(model, x), atol=0.1)
+
+
+def test_the_elbo_beside_a_wider_proposal_is_the_elbo_of_q():
+    """Its terms come from draws of q itself: the exact KL, and the reconstruction q's draws give (averaged over
+    images here), not the one of the wider proposal's draws (22.3 nats against 15.3 on this model)."""
+    model, x = tiny_model(latent_dim=1), binary_images(400)
+    wide = likelihood_bounds(model, x, k=64, gen=torch.Generator().manual_seed(7), proposal_scale=2.0)
+    of_q = likelihood_bounds(model, x, k=2000, gen=torch.Generator().manual_seed(7))
+    assert torch.equal(wide.kl, of_q.kl)
+    assert wide.recon.mean().item() == pytest.approx(of_q.recon.mean().item(), rel=0.03)
+
+
+def test_single_sample_bound_with_a_wider_proposal_weighs_by_its_density():
+    model, x = tiny_model(latent_dim=3), binary_images(50)
+    bounds = likelihood_bounds(model, x, k=1, gen=torch.Generator().manual_seed(4), proposal_scale=2.0)
+    mu, logvar = model.encode(x)
+    eps = torch.randn(1, *mu.shape, generator=torch.Generator().manual_seed(4))[0]
+    proposal = Normal(mu, 2.0 * torch.exp(0.5 * logvar))
+    z = mu + eps * proposal.scale
+    expected = bernoulli_nll(model.decode(z), x) - Normal(0.0, 1.0).log_prob(z).sum(-1) + proposal.log_prob(z).sum(-1)
+    assert torch.allclose(bounds.nll, expected.detach(), atol=1e-4)
+
+
 def test_active_units_counts_dimensions_that_vary():
     mu = torch.zeros(1000, 5)
     mu[:, 1] = torch.linspace(-1, 1, 1000)

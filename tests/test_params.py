@@ -80,6 +80,7 @@ def test_wrong_type(raw, key, value, fragment):
     ("train", "hidden", [], "must be a non-empty list of positive layer widths"),
     ("train", "hidden", [400, 0], "must be a non-empty list of positive layer widths"),
     ("evaluate", "k", 0, "must be > 0"),
+    ("evaluate", "proposal_scale", 0.9, "must be >= 1 (1: q itself)"),
     ("train", "precision", "fp16", "must be one of auto, fp32, bf16"),
     ("evaluate", "precision", "bfloat16", "must be one of auto, fp32, bf16"),
     ("judge", "precision", "half", "must be one of auto, fp32, bf16"),

@@ -23,7 +23,7 @@ sys.path[:0] = [str(REPO_ROOT / "src"), str(REPO_ROOT / "bench")]
 from vaepipe.core.artifacts import write_json  # noqa: E402
 from vaepipe.core.cli import run_stage  # noqa: E402
 from vaepipe.core.errors import PipelineError  # noqa: E402
-from vaepipe.core.params import load_params  # noqa: E402
+from vaepipe.core.params import FIXED_PRECISIONS, load_params  # noqa: E402
 from pipeline_times import timed_repro  # noqa: E402  (bench/: each stage's time, as the benchmark measures it)
 
 PRECISION_KEYS = ("train", "evaluate", "judge")  # the sections whose `precision` a run sets
@@ -31,8 +31,10 @@ PIPELINE_FOLDERS = ("stages", "src")  # with dvc.yaml and params.yaml, what the 
 
 
 def main() -> None:
-    if len(sys.argv) != 3 or not sys.argv[1].isdigit() or int(sys.argv[1]) < 1 or sys.argv[2] not in ("fp32", "bf16"):
-        raise PipelineError("usage: python run_pipeline.py SEED PRECISION (a seed >= 1; fp32 or bf16)")
+    if (len(sys.argv) != 3 or not sys.argv[1].isdigit() or int(sys.argv[1]) < 1
+            or sys.argv[2] not in FIXED_PRECISIONS):
+        raise PipelineError("usage: python run_pipeline.py SEED PRECISION "
+                            f"(a seed >= 1; one of {', '.join(FIXED_PRECISIONS)})")
     seed, precision = int(sys.argv[1]), sys.argv[2]
     pipeline = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())
     with tempfile.TemporaryDirectory(prefix="variation-") as tmp:

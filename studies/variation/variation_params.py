@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vaepipe.core.params import PRECISIONS, require, require_one_of
+from vaepipe.core.params import FIXED_PRECISIONS, require, require_one_of
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class VariationParams:
         require("seeds", min(self.seeds) >= 1, "must be >= 1 (the judge's seed is the seed minus 1)")
         require("precisions", len(self.precisions) >= 1, "must name at least one precision")
         for i, precision in enumerate(self.precisions):
-            require_one_of(f"precisions[{i}]", precision, tuple(p for p in PRECISIONS if p != "auto"))
+            require_one_of(f"precisions[{i}]", precision, FIXED_PRECISIONS)
         require("sd_multiple", self.sd_multiple > 0, "must be > 0")
         require("metrics", bool(self.metrics), "must name at least one metrics file")
         for file, keys in self.metrics.items():

@@ -30,6 +30,7 @@ LR_SCHEDULES = ("constant", "cosine")
 # The matrix multiplies' precision in training (the VAE's, the judge's) and in the NLL estimate
 # (vaepipe.core.runtime.compute_dtype); auto: bf16 where the device has fast bf16.
 PRECISIONS = ("auto", "fp32", "bf16")
+FIXED_PRECISIONS = PRECISIONS[1:]  # what `auto` resolves to
 EMBEDDINGS = ("umap", "pca", "tsne")
 # Where generate draws latent codes from (vaepipe.latent.samplers).
 SAMPLERS = ("prior", "gmm")
@@ -116,12 +117,14 @@ class TrainStageParams(TrainParams):
 @dataclass(frozen=True)
 class EvaluateParams:
     k: int
+    proposal_scale: float
     test_subset: int
     n_reconstructions: int
     precision: str
 
     def validate(self, prefix: str) -> None:
         require(f"{prefix}.k", self.k > 0, "must be > 0")
+        require(f"{prefix}.proposal_scale", self.proposal_scale >= 1, "must be >= 1 (1: q itself)")
         require_one_of(f"{prefix}.precision", self.precision, PRECISIONS)
         require(f"{prefix}.test_subset", self.test_subset >= 0, "must be >= 0 (0 = all images)")
         require(f"{prefix}.n_reconstructions", self.n_reconstructions > 0, "must be > 0")

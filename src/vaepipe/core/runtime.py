@@ -24,10 +24,12 @@ def select_device(name: str) -> torch.device:
 
 def has_fast_bf16(device: torch.device) -> bool:
     """Whether the device multiplies bfloat16 matrices in hardware: AVX-512 BF16 or AMX on a CPU, compute
-    capability 8 (Ampere) or newer on a GPU. Elsewhere bf16 is emulated, slower than float32."""
+    capability 8 (Ampere) or newer on a GPU. Elsewhere bf16 is emulated, slower than float32. A CPU whose
+    kernels are lowered to AVX2 (ATEN_CPU_CAPABILITY=avx2, as when approximating an AVX2 machine) has it no more."""
     if device.type == "cuda":
         return torch.cuda.get_device_capability(device)[0] >= 8
-    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return cpu_class() in ("AMX", "AVX-512") and (torch.cpu._is_avx512_bf16_supported()
+                                                  or torch.cpu._is_amx_tile_supported())
 
 
 def resolved_precision(precision: str, device: torch.device) -> str:

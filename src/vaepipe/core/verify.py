@@ -83,7 +83,7 @@ def verdicts(committed: dict[str, dict], yours: dict[str, dict], tolerances: dic
     return pd.DataFrame(rows)
 
 
-def provenance(metrics: dict[str, dict]) -> str:
+def described_run(metrics: dict[str, dict]) -> str:
     """Where a run came from, as its metrics files record it (their `run` blocks)."""
     runs = {Path(file).parent.name if Path(file).stem == "metrics" else Path(file).stem: content["run"]
             for file, content in metrics.items() if isinstance(content.get("run"), dict)}
@@ -107,8 +107,8 @@ def main(argv: list[str] | None = None) -> None:
     tolerances = read_tolerances(args.tolerances)
     committed, yours = metrics_at(list(tolerances), args.against), metrics_at(list(tolerances), args.exp)
     table = verdicts(committed, yours, tolerances)
-    print(f"committed ({args.against}): {provenance(committed)}")
-    print(f"yours ({args.exp or 'workspace'}): {provenance(yours)}")
+    print(f"committed ({args.against}): {described_run(committed)}")
+    print(f"yours ({args.exp or 'workspace'}): {described_run(yours)}")
     print(table.to_string(index=False, float_format=lambda x: f"{x:.5g}"))
     misses = int((table["verdict"] == "MISS").sum())
     print(f"{misses} of {len(table)} metrics outside their tolerance" if misses else
