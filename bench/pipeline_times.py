@@ -4,8 +4,9 @@
     python bench/pipeline_times.py --out bench/results-cpu-pipeline.json
     python bench/pipeline_times.py --budget 180 --out bench/results-cuda-pipeline.json   # on a GPU machine
     python bench/pipeline_times.py --cold          # compiles included, as on a new machine
-    ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 python bench/pipeline_times.py --cold \
-        --out bench/results-cpu-pipeline-avx2.json  # an AVX2 CPU's kernels, on a bigger CPU
+    ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 OPENBLAS_CORETYPE=Haswell \
+        NUMBA_CPU_NAME=haswell python bench/pipeline_times.py --cold --out bench/results-cpu-pipeline-avx2.json
+                                                   # an AVX2 CPU's kernels (torch, numpy, numba), on a bigger CPU
 
 The clone shares nothing with this checkout but the Python environment (its `python` runs the stages) and the
 offline mirror ($VAE_DATA_MIRROR); --force runs every stage, downstream included, whose outputs git
