@@ -30,13 +30,19 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
+import yaml
 
 from machine import describe
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT / "src"))
+from vaepipe.core.errors import PipelineError  # noqa: E402
+from vaepipe.core.params import load_params  # noqa: E402
 CPU_BUDGET_S = 360  # the default pipeline's budget on the 2-core CPU (docs, "Performance")
 STAGE_START = re.compile(r"^Running stage '([^']+)'")
 # What a copy leaves behind: the outputs and caches a fresh clone would not have.
@@ -71,6 +77,31 @@ def timed_repro(clone: Path, caches: Path | None = None) -> tuple[dict[str, floa
     if current:
         stages[current] = end - since
     return stages, end - start, proc.returncode
+
+
+def repro_in_copy(edit_params: Callable[[dict], None], keep: dict[str, Path] | None = None
+                  ) -> tuple[dict[str, float], float, dict[str, dict]]:
+    """The default pipeline (dvc.yaml, params.yaml, stages/ and src/: what its stages read besides data) copied to
+    a temporary folder, its params changed by `edit_params`, `dvc repro` there: each stage's seconds, the total, and
+    the contents of every metrics file dvc.yaml names. `keep` copies output files out: {path in the run: to}."""
+    pipeline = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())
+    with tempfile.TemporaryDirectory(prefix="pipeline-") as tmp:
+        root = Path(tmp)
+        shutil.copy(REPO_ROOT / "dvc.yaml", root)
+        for folder in ("stages", "src"):
+            shutil.copytree(REPO_ROOT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
+        params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+        edit_params(params)
+        (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        load_params(root / "params.yaml")  # a bad params.yaml fails here, in one line
+        subprocess.run(["dvc", "init", "--no-scm", "-q"], cwd=root, check=True)
+        stage_seconds, total_seconds, exit_code = timed_repro(root)
+        if exit_code:
+            raise PipelineError(f"dvc repro failed in the copy (exit {exit_code}); its output is above")
+        for made, to in (keep or {}).items():
+            to.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(root / made, to)
+        return stage_seconds, total_seconds, {file: json.loads((root / file).read_text()) for file in pipeline["metrics"]}
 
 
 def fresh_copy(clone: Path) -> None:
