@@ -136,24 +136,48 @@ def help_text(command: str) -> str:
 
 # --- results -----------------------------------------------------------------------------------------------------
 
-def gen_headline() -> str:
-    e, g, s, d = (load(f"metrics/{name}.json") for name in ("evaluate", "generate", "style", "downstream"))
-    c, z, lossy, a = (load(f"metrics/{name}.json") for name in ("cluster", "compress", "lossy", "anomaly"))
+HEADLINE_FILES = ("evaluate", "generate", "style", "downstream", "cluster", "compress", "lossy", "anomaly")
+FASHION = "studies/fashion/metrics.json"  # the default pipeline run on Fashion-MNIST (studies/fashion)
+
+
+def headline_metrics(dataset: str) -> dict[str, dict]:
+    """The headline metrics files of the default run on `dataset` (mnist: metrics/; fashion: studies/fashion)."""
+    if dataset == "mnist":
+        return {name: load(f"metrics/{name}.json") for name in HEADLINE_FILES}
+    return {name: load(FASHION)["metrics"][f"metrics/{name}.json"] for name in HEADLINE_FILES}
+
+
+def headline_rows(m: dict[str, dict]) -> list[tuple[str, str]]:
+    e, g, s, d, c, z, lossy, a = (m[name] for name in HEADLINE_FILES)
     step = lossy["steps"][0]
-    return table(["what", "default model, MNIST test set"], [
-        [f"likelihood: test NLL (k = {e['k']})", f"{e['test_nll']:.2f} nats ({e['test_bpd']:.4f} bits/pixel)"],
-        ["random digits: Fréchet distance, prior / mixture sampler / real vs real",
-         f"{g['prior']['frechet']:.1f} / {g['gmm']['frechet']:.1f} / {g['test_set']['frechet_between_halves']:.1f}"],
-        ["style transfer read as the class asked for", f"{s['style_transfer']['read_as_intended']:.3f}"],
-        ["classification from the codes: 100 labels / all labels",
-         f"{d['accuracy_100_labels']:.4f} / {d['accuracy']:.4f}"],
-        ["clustering accuracy, no labels", f"{c['accuracy']:.4f}"],
-        ["lossless (bits-back) / gzip", f"{z['total_bpp']:.4f} / {z['baselines_bpp']['gzip']:.4f} bits/pixel"],
-        [f"lossy, step {step['setting']:g}", f"{step['bytes_per_image']:.2f} bytes/image, digits read right "
-                                            f"{step['accuracy']:.3f}"],
-        [f"anomaly AUROC: {a['ood_dataset']} / corrupted digits (mean)",
-         f"{a['ood']['best']['auroc']:.4f} / {a['corruption']['best']['auroc']:.4f}"],
-    ])
+    return [
+        (f"likelihood: test NLL (k = {e['k']})", f"{e['test_nll']:.2f} nats ({e['test_bpd']:.4f} bits/pixel)"),
+        ("random images: Fréchet distance, prior / learned sampler / reconstructions / real vs real",
+         f"{g['prior']['frechet']:.1f} / {g['learned']['frechet']:.1f} / {g['reconstructions']['frechet']:.1f} / "
+         f"{g['test_set']['frechet_between_halves']:.1f}"),
+        ("style transfer read as the class asked for", f"{s['style_transfer']['read_as_intended']:.3f}"),
+        ("classification from the codes: 100 labels / all labels",
+         f"{d['accuracy_100_labels']:.4f} / {d['accuracy']:.4f}"),
+        ("clustering accuracy, no labels", f"{c['accuracy']:.4f}"),
+        ("lossless (bits-back) / gzip", f"{z['total_bpp']:.4f} / {z['baselines_bpp']['gzip']:.4f} bits/pixel"),
+        (f"lossy, step {step['setting']:g}", f"{step['bytes_per_image']:.2f} bytes/image, read right "
+                                            f"{step['accuracy']:.3f}"),
+        ("anomaly AUROC: the other dataset / corrupted images (mean)",
+         f"{a['ood']['best']['auroc']:.4f} / {a['corruption']['best']['auroc']:.4f}"),
+    ]
+
+
+def gen_headline() -> str:
+    return table(["what", "default model, MNIST test set"], [list(row) for row in headline_rows(headline_metrics("mnist"))])
+
+
+def gen_datasets() -> str:
+    mnist, fashion = (headline_rows(headline_metrics(name)) for name in ("mnist", "fashion"))
+    seconds = load(FASHION)["total_seconds"]
+    return table(["what (test set)", "MNIST", "Fashion-MNIST"],
+                 [[what, a, b] for (what, a), (_, b) in zip(mnist, fashion)]) + (
+        f"\nThe same default params on each; the Fashion-MNIST run took {seconds / 60:.1f} min "
+        f"(`dvc repro studies/fashion/dvc.yaml`).\n")
 
 
 def gen_results_likelihood() -> str:
@@ -181,17 +205,59 @@ def gen_nll_estimator() -> str:
 
 
 def gen_results_samples() -> str:
-    g, s, j = load("metrics/generate.json"), load("metrics/style.json"), load("metrics/judge.json")
-    rows = [[f"`{name}` sampler", f"{g[name]['frechet']:.2f}", f"{g[name]['confident']:.3f}",
-             f"{g[name]['class_entropy_bits']:.3f}"] for name in ("prior", "gmm")]
-    rows.append(["test set (half against half)", f"{g['test_set']['frechet_between_halves']:.2f}",
-                 f"{g['test_set']['confident']:.3f}", f"{g['test_set']['class_entropy_bits']:.3f}"])
-    rows.append(["class-conditional samples (style model)", f"{s['class_conditional']['frechet']:.2f}",
-                 f"read as asked: {s['class_conditional']['read_as_intended']:.3f}", ""])
-    rows.append(["test digits restyled as every class", "", f"read as asked: "
-                 f"{s['style_transfer']['read_as_intended']:.3f}", ""])
-    return table(["images", "Fréchet distance", "confident share", "class entropy (bits)"], rows) + (
-        f"\nThe judge: test accuracy {j['test_accuracy']:.4f}, validation {j['val_accuracy']:.4f}.\n")
+    both = {name: headline_metrics(name) for name in ("mnist", "fashion")}
+    g = {name: m["generate"] for name, m in both.items()}
+    s = {name: m["style"] for name, m in both.items()}
+
+    def pair(scores: dict, key: str, digits: int) -> str:
+        return " / ".join(f"{scores[name][key]:.{digits}f}" for name in both)
+
+    rows = [[f"`{n}` sampler", pair({d: g[d][n] for d in g}, "frechet", 2), pair({d: g[d][n] for d in g}, "confident", 3),
+             pair({d: g[d][n] for d in g}, "class_entropy_bits", 3)] for n in ("prior", "gmm", "learned")]
+    for label, key in (("reconstructions of the test images (the ceiling)", "reconstructions"),):
+        part = {d: g[d][key] for d in g}
+        rows.append([label, pair(part, "frechet", 2), pair(part, "confident", 3), pair(part, "class_entropy_bits", 3)])
+    real = {d: g[d]["test_set"] for d in g}
+    rows.append(["test set (half against half)", pair(real, "frechet_between_halves", 2), pair(real, "confident", 3),
+                 pair(real, "class_entropy_bits", 3)])
+    conditional = {d: s[d]["class_conditional"] for d in s}
+    rows.append(["class-conditional samples (style model)", pair(conditional, "frechet", 2),
+                 "read as asked: " + pair(conditional, "read_as_intended", 3), ""])
+    rows.append(["test images restyled as every class", "", "read as asked: " +
+                 pair({d: s[d]["style_transfer"] for d in s}, "read_as_intended", 3), ""])
+    j = load("metrics/judge.json")
+    return table(["images (MNIST / Fashion-MNIST)", "Fréchet distance", "confident share", "class entropy (bits)"],
+                 rows) + (f"\nThe MNIST judge: test accuracy {j['test_accuracy']:.4f}, validation {j['val_accuracy']:.4f}; "
+                          f"the Fashion-MNIST one: {load(FASHION)['metrics']['metrics/judge.json']['test_accuracy']:.4f} "
+                          "on its test set.\n")
+
+
+def gen_code_priors() -> str:
+    r = load("bench/results-cpu-code-priors.json")
+    trips = sorted({c["round_trips"] for c in r["cells"]})
+    groups: dict[tuple, dict[int, dict]] = {}
+    for c in r["cells"]:
+        size = f"{c['components']} Gaussians" if c["kind"] == "mixture" else f"{c['steps']} steps"
+        groups.setdefault((c["kind"], size, c["temperature"]), {})[c["round_trips"]] = c
+    rows = [[f"{kind}, {size}", f"{t:g}", *(f"{cells[n]['validation']['frechet']:.2f}" for n in trips),
+             f"{cells[trips[-1]]['validation']['confident']:.3f}", f"{cells[trips[-1]]['seconds']:.1f}"]
+            for (kind, size, t), cells in groups.items()]
+    rows.append(["reconstructions of the validation images (the ceiling)", "", f"{r['reconstructions']['frechet']:.2f}",
+                 *([""] * (len(trips) - 1)), f"{r['reconstructions']['confident']:.3f}", ""])
+    return table(["density over the codes", "temperature",
+                  *(f"Fréchet distance, {n} round trip{'' if n == 1 else 's'}" for n in trips),
+                  f"confident share ({trips[-1]} trips)", f"seconds: fit, draw, {trips[-1]} trips"], rows) + (
+        f"\n{r['samples']:,} samples each against the validation images; {machine_line(r['machine'])}, "
+        f"{r['machine']['date']}.\n")
+
+
+def gen_code_prior_test_reference() -> str:
+    t = load("bench/results-cpu-code-priors.json")["test_reference"]
+    distances = [d["frechet"] for d in t["learned_draws"]]
+    return (f"Against the test set, the reconstructions of the validation images score "
+            f"{t['validation_reconstructions_frechet']:.1f} and the validation images themselves "
+            f"{t['validation_images_frechet']:.1f}; {len(distances)} draws of the learned sampler from one fitted "
+            f"density score {min(distances):.1f} to {max(distances):.1f} (mean {sum(distances) / len(distances):.1f}).\n")
 
 
 def gen_results_codes() -> str:
@@ -349,7 +415,8 @@ def gen_params_errors() -> str:
 
 GENERATORS = {"dag": gen_dag, "stages": gen_stages, "parameters": gen_parameters, "headline": gen_headline,
               "results-likelihood": gen_results_likelihood, "nll-estimator": gen_nll_estimator,
-              "results-samples": gen_results_samples,
+              "results-samples": gen_results_samples, "code-priors": gen_code_priors,
+              "code-prior-test-reference": gen_code_prior_test_reference, "datasets": gen_datasets,
               "results-codes": gen_results_codes, "results-codecs": gen_results_codecs,
               "results-anomaly": gen_results_anomaly, "results-studies": gen_results_studies,
               "tolerances": gen_tolerances,

@@ -1,9 +1,11 @@
-"""Stage `generate`: samples from each sampler, scored by the judge (metrics/generate.json), interpolations
+"""Stage `generate`: samples from each sampler and the reconstructions of the test images (what the decoder draws
+from real codes: the ceiling), scored by the judge (metrics/generate.json), interpolations
 between test digits, a 2-D latent map coloured by class and by the cluster stage's clusters, and (when
 latent_dim == 2) the decoded manifold.
 
     dvc repro generate
     dvc exp run -S generate.samplers=[prior,gmm] -S generate.gmm_components=20
+    dvc exp run -S code_prior.kind=diffusion -S code_prior.steps=3000   # another learned sampler
     dvc exp run -S latent_dim=2                  # adds the decoded 2-D manifold
 """
 
@@ -18,10 +20,10 @@ from vaepipe.core.runtime import generator, make_deterministic, provenance, sele
 from vaepipe.data.datasets import DATASETS, load_split
 from vaepipe.figures.plots import image_grids, latent_map
 from vaepipe.generation.judge import load_judge
-from vaepipe.generation.sample_quality import class_scores, frechet_distance, judged
+from vaepipe.generation.sample_quality import caption, class_scores, frechet_distance, judged
 from vaepipe.latent.clustering import HEADLINE, load_clusters, matched_class_groups
 from vaepipe.latent.embedding import embed_2d, interpolate, manifold_grid
-from vaepipe.latent.samplers import CodeMixture, draw_codes, sampler_title
+from vaepipe.latent.samplers import draw_codes, fit_samplers, sampler_title
 from vaepipe.vae.codes import decode_probs, posterior_means
 from vaepipe.vae.model import load_model
 
@@ -49,23 +51,26 @@ def main() -> None:
     metrics = {"n_judged": gp.n_judged, "test_set": {
         "frechet_between_halves": frechet_distance(test_features[0::2], test_features[1::2]),
         **class_scores(test_probs, gp.confidence)}, "run": provenance(device)}
-    mixture = None
-    if "gmm" in gp.samplers:
-        train_images, _ = load_split(paths.RAW, "train")
-        mixture = CodeMixture(posterior_means(model, train_images.to(device)).numpy(), gp.gmm_components, params.seed)
-    panels = {}
+    train_images, _ = load_split(paths.RAW, "train")
+    grid_side = int(gp.n_samples ** 0.5)
+    fitted = fit_samplers(gp.samplers, model, train_images, params)
+    codes = posterior_means(model, images.to(device))  # grey images: see vaepipe.vae.codes.posterior_means
+    # The ceiling: what the decoder draws from the codes of real images.
+    reconstructions = decode_probs(model, codes.to(device)).cpu()
+    metrics["reconstructions"] = judged(*judge.predict(reconstructions), test_features, gp.confidence)
+    panels = {f"reconstructions of test images (the ceiling)\n{caption(metrics['reconstructions'])}":
+              (reconstructions[: gp.n_samples], grid_side)}
     for sampler in gp.samplers:
-        samples = decode_probs(model, draw_codes(sampler, model, gp.n_judged, gen, mixture).to(device)).cpu()
+        drawn = draw_codes(sampler, model, gp.n_judged, gen, fitted, params.code_prior.round_trips)
+        samples = decode_probs(model, drawn.to(device)).cpu()
         scores = metrics[sampler] = judged(*judge.predict(samples), test_features, gp.confidence)
-        panels[f"{sampler}: {sampler_title(sampler, model, gp.gmm_components)}\n"
-               f"Fréchet distance {scores['frechet']:.2f}, {scores['confident']:.0%} confident"] = \
-            (samples[: gp.n_samples], int(gp.n_samples ** 0.5))
+        title = sampler_title(sampler, model, gp.gmm_components, params.code_prior)
+        panels[f"{sampler}: {title}\n{caption(scores)}"] = (samples[: gp.n_samples], grid_side)
 
     with all_or_nothing():
         write_json(paths.metrics("generate"), metrics)
         image_grids(panels, f"{paths.plots('generate')}/samples.png")
 
-        codes = posterior_means(model, images.to(device))  # grey images: see vaepipe.vae.codes.posterior_means
         pairs = torch.randperm(len(images), generator=gen)[: 2 * gp.n_interpolations].view(2, -1)
         path = interpolate(codes[pairs[0]], codes[pairs[1]], gp.interpolation_steps)
         image_grids({f"Interpolations between the codes of {gp.n_interpolations} pairs of test images":

@@ -22,6 +22,7 @@ from vaepipe.figures.plots import labelled_rows
 from vaepipe.generation.judge import load_judge, share_read_as
 from vaepipe.generation.sample_quality import frechet_distance
 from vaepipe.generation.style import class_conditional_samples, restyle
+from vaepipe.latent.samplers import fit_code_prior
 from vaepipe.vae.checkpoint import Checkpoint, fingerprint
 from vaepipe.vae.codes import posterior_means
 from vaepipe.vae.model import VAE, VAEConfig
@@ -52,7 +53,11 @@ def main() -> None:
     with compiling_if_worth_it(image_passes(len(train_x), tp)):  # compiled as its training was, or not
         test = validation_stats(model, binarize_set(test_x, tp.binarize).to(device), 1.0, params.seed, test_y.to(device))
     _, test_features = judge.predict(test_x)
-    samples, sample_labels = class_conditional_samples(model, sp.n_judged, generator(torch.device("cpu"), params.seed))
+    # The learned sampler: params `code_prior`, fitted to the training codes given their labels.
+    density = (fit_code_prior(posterior_means(model, train_x.to(device), train_y.to(device)), params.code_prior,
+                              params.seed) if sp.sampler == "learned" else None)
+    samples, sample_labels = class_conditional_samples(model, sp.n_judged, generator(torch.device("cpu"), params.seed),
+                                                       density, params.code_prior.round_trips)
     sample_probs, sample_features = judge.predict(samples)
     # The styles: the grey images' codes given their true labels (see vaepipe.vae.codes.posterior_means).
     styles = test_x[: sp.n_judged // CLASSES]
@@ -75,7 +80,7 @@ def main() -> None:
                       f" the judge reads {metrics['style_transfer']['read_as_intended']:.1%} as intended",
                       f"{paths.plots('style')}/transfer.png")
         labelled_rows({name: samples[c::CLASSES][: sp.samples_per_class] for c, name in enumerate(names)},
-                      f"Class-conditional samples, z ~ N(0, I): the judge reads "
+                      f"Class-conditional samples, z from the {sp.sampler} sampler: the judge reads "
                       f"{metrics['class_conditional']['read_as_intended']:.1%} as intended",
                       f"{paths.plots('style')}/class_samples.png")
     checkpoint.remove()

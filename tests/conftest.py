@@ -142,6 +142,7 @@ TINY = {
     "generate.n_samples": 4,
     "generate.n_judged": 200,
     "generate.gmm_components": 3,
+    "code_prior.components": 3,
     "generate.n_interpolations": 2,
     "generate.interpolation_steps": 3,
     "style.hidden": [32],
@@ -311,6 +312,7 @@ PIPELINE_TINY = {
     "judge.epochs": 1,
     "judge.train_subset": 5000,
     "generate.n_judged": 1000,
+    "code_prior.components": 10,
     "style.epochs": 2,
     "style.n_judged": 1000,
 }

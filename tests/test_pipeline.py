@@ -91,13 +91,15 @@ def test_metrics_are_complete_and_sane(repo):
     real = generate["test_set"]
     # The test set is balanced, and a 1-epoch judge (0.92 accurate) sees all ten classes in it.
     assert 0 < real["frechet_between_halves"] and 0.3 < real["confident"] <= 1 and real["class_entropy_bits"] > 3.3
-    for sampler in ("prior", "gmm"):
+    for sampler in ("prior", "gmm", "learned"):
         scores = generate[sampler]
         # A 2-epoch model with a 2-D latent space draws blurry digits (CI measured Fréchet distances above 500
         # and no confident sample): much further from the test set than its halves are from each other.
         assert scores["frechet"] > 10 * real["frechet_between_halves"], sampler
         assert 0 <= scores["confident"] <= real["confident"], sampler
         assert 0 <= scores["class_entropy_bits"] <= math.log2(10) + 1e-9, sampler
+    # The ceiling: decoded from the codes of real digits, the reconstructions beat random codes.
+    assert generate["reconstructions"]["frechet"] < min(generate[s]["frechet"] for s in ("prior", "gmm", "learned"))
 
     style = json.loads((root / "metrics/style.json").read_text())
     assert style["latent_dim"] == 4 and style["kept_epoch"] in (1, 2)

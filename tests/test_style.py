@@ -14,6 +14,7 @@ from vaepipe.core.paths import CLASSES
 from vaepipe.data.datasets import binarize_set, load_split
 from vaepipe.generation.judge import share_read_as, train_judge
 from vaepipe.generation.style import class_conditional_samples, restyle
+from vaepipe.latent.samplers import CodeMixture
 from vaepipe.vae.codes import decode_probs, posterior_means
 from vaepipe.vae.model import VAE, VAEConfig, load_model
 from vaepipe.vae.training import Trainer, split_train_val, train, validation_stats
@@ -64,6 +65,19 @@ def test_restyle_renders_each_code_as_every_class_in_order():
     torch.testing.assert_close(images[2 * CLASSES + 7], decode_probs(model, codes[2:3], torch.tensor([7]))[0])
     samples, sample_labels = class_conditional_samples(model, 25, torch.Generator().manual_seed(0))
     assert samples.shape == (25, 784) and torch.bincount(sample_labels).tolist() == [3] * 5 + [2] * 5
+
+
+def test_class_conditional_samples_from_a_density_make_their_round_trips_with_their_labels():
+    torch.manual_seed(1)
+    model = VAE(CONDITIONAL)
+    density = CodeMixture(torch.randn(200, CONDITIONAL.latent_dim).numpy() * 0.3 + 1.0, 2, seed=0)
+    samples, labels = class_conditional_samples(model, 20, torch.Generator().manual_seed(0), density, round_trips=2)
+    z = density.sample(20, torch.Generator().manual_seed(0))
+    for _ in range(2):  # each trip decodes and encodes a code with its own sample's label
+        z = posterior_means(model, decode_probs(model, z, labels), labels)
+    torch.testing.assert_close(samples, decode_probs(model, z, labels))
+    prior_samples, _ = class_conditional_samples(model, 20, torch.Generator().manual_seed(0))
+    assert not torch.allclose(samples, prior_samples)  # the density's codes, not N(0, I)'s
 
 
 def test_a_conditional_model_trains_by_the_hand_written_gradient():

@@ -32,8 +32,10 @@ LR_SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("auto", "fp32", "bf16")
 FIXED_PRECISIONS = PRECISIONS[1:]  # what `auto` resolves to
 EMBEDDINGS = ("umap", "pca", "tsne")
-# Where generate draws latent codes from (vaepipe.latent.samplers).
-SAMPLERS = ("prior", "gmm")
+# Where generate draws latent codes from (vaepipe.latent.samplers), and the kinds of the `learned` one.
+SAMPLERS = ("prior", "gmm", "learned")
+CODE_PRIORS = ("mixture", "diffusion", "flow")
+STYLE_SAMPLERS = ("prior", "learned")  # the class-conditional samples' z (vaepipe.generation.style)
 # Neighbours per code in the label-spreading probe's graph (vaepipe.latent.downstream).
 SPREAD_NEIGHBORS = 10
 # 2**16 bins a latent: far past where finer bins stop paying (README); compressed files are checked against it.
@@ -181,6 +183,31 @@ class GenerateParams:
 
 
 @dataclass(frozen=True)
+class CodePriorParams:
+    """The `learned` sampler: a density fitted to the training codes after the VAE (vaepipe.latent.samplers)."""
+
+    kind: str
+    components: int
+    em_iterations: int
+    temperature: float
+    hidden: int
+    blocks: int
+    steps: int
+    batch_size: int
+    lr: float
+    sample_steps: int
+    round_trips: int
+
+    def validate(self, prefix: str) -> None:
+        require_one_of(f"{prefix}.kind", self.kind, CODE_PRIORS)
+        for key in ("components", "em_iterations", "hidden", "blocks", "steps", "batch_size", "sample_steps"):
+            require(f"{prefix}.{key}", getattr(self, key) > 0, "must be > 0")
+        require(f"{prefix}.temperature", self.temperature > 0, "must be > 0")
+        require(f"{prefix}.lr", self.lr > 0, "must be > 0")
+        require(f"{prefix}.round_trips", self.round_trips >= 0, "must be >= 0")
+
+
+@dataclass(frozen=True)
 class StyleParams:
     """The style stage's conditional VAE (vaepipe.generation.style): its own size and length; it trains like the VAE
     (train.* optimiser, schedule, warm-up, binarisation, split), as an MLP with a normal prior."""
@@ -191,9 +218,11 @@ class StyleParams:
     n_styles: int
     samples_per_class: int
     n_judged: int
+    sampler: str
 
     def validate(self, prefix: str) -> None:
         require(f"{prefix}.latent_dim", self.latent_dim > 0, "must be > 0")
+        require_one_of(f"{prefix}.sampler", self.sampler, STYLE_SAMPLERS)
         require(f"{prefix}.hidden", len(self.hidden) > 0 and all(h > 0 for h in self.hidden),
                  "must be a non-empty list of positive layer widths")
         require(f"{prefix}.epochs", self.epochs > 0, "must be > 0")
@@ -328,6 +357,7 @@ class Params:
     evaluate: EvaluateParams
     judge: JudgeParams
     generate: GenerateParams
+    code_prior: CodePriorParams
     style: StyleParams
     downstream: DownstreamParams
     cluster: ClusterParams

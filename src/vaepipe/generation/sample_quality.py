@@ -49,3 +49,8 @@ def judged(probs: torch.Tensor, features: torch.Tensor, reference_features: torc
     """The three scores of images the judge gave `probs` and `features` (`Judge.predict`), against the features
     of the reference (test) images."""
     return {"frechet": frechet_distance(features.numpy(), reference_features.numpy()), **class_scores(probs, confidence)}
+
+
+def caption(scores: dict) -> str:
+    """A figure's line for images `judged` gave `scores`."""
+    return f"Fréchet distance {scores['frechet']:.2f}, {scores['confident']:.0%} confident"
