@@ -3,6 +3,8 @@ judge (run `dvc repro generate` first).
 
     python bench/code_priors.py --out bench/results-cpu-code-priors.json
     python bench/code_priors.py --kinds mixture:50 mixture:150 diffusion:3000 --round-trips 0 2 --temperatures 1
+    cd <a copy of the pipeline run with dataset: fashion-mnist> && python <this checkout>/bench/code_priors.py \
+        --kinds mixture:150 --draws 3 --out <this checkout>/bench/results-cpu-code-priors-fashion.json
 
 Each kind is fitted to the codes of the training part, as the generate stage fits it, with params.yaml's
 settings (a kind's number sets `components` for a mixture, `steps` otherwise); 10,000 samples of each, decoded, are
@@ -99,7 +101,8 @@ def main() -> None:
                       "validation_reconstructions_frechet": frechet_distance(reconstruction_features.numpy(),
                                                                              test_features.numpy()),
                       "validation_images_frechet": frechet_distance(val_features.numpy(), test_features.numpy())}
-    summary = {"machine": describe(device), "samples": args.samples, "code_prior": dataclasses.asdict(params.code_prior),
+    summary = {"machine": describe(device), "dataset": params.dataset, "samples": args.samples,
+               "code_prior": dataclasses.asdict(params.code_prior),
                "reconstructions": ceiling, "cells": cells, "test_reference": test_reference}
     if args.out:
         Path(args.out).write_text(json.dumps(summary, indent=2) + "\n")

@@ -251,6 +251,17 @@ def gen_code_priors() -> str:
         f"{r['machine']['date']}.\n")
 
 
+def gen_code_priors_fashion() -> str:
+    r = load("bench/results-cpu-code-priors-fashion.json")
+    t = r["code_prior"]["temperature"]
+    cells = {c["round_trips"]: c["validation"]["frechet"] for c in r["cells"] if c["temperature"] == t}
+    trips = r["code_prior"]["round_trips"]
+    return (f"On the Fashion-MNIST validation images, the learned sampler ({r['code_prior']['components']} Gaussians, "
+            f"temperature {t:g}) scores {cells[0]:.1f} without round trips and {cells[trips]:.1f} with the default "
+            f"{trips}; the reconstructions of those images score {r['reconstructions']['frechet']:.1f} "
+            f"(`bench/results-cpu-code-priors-fashion.json`).\n")
+
+
 def gen_code_prior_test_reference() -> str:
     t = load("bench/results-cpu-code-priors.json")["test_reference"]
     distances = [d["frechet"] for d in t["learned_draws"]]
@@ -416,7 +427,8 @@ def gen_params_errors() -> str:
 GENERATORS = {"dag": gen_dag, "stages": gen_stages, "parameters": gen_parameters, "headline": gen_headline,
               "results-likelihood": gen_results_likelihood, "nll-estimator": gen_nll_estimator,
               "results-samples": gen_results_samples, "code-priors": gen_code_priors,
-              "code-prior-test-reference": gen_code_prior_test_reference, "datasets": gen_datasets,
+              "code-prior-test-reference": gen_code_prior_test_reference,
+              "code-priors-fashion": gen_code_priors_fashion, "datasets": gen_datasets,
               "results-codes": gen_results_codes, "results-codecs": gen_results_codecs,
               "results-anomaly": gen_results_anomaly, "results-studies": gen_results_studies,
               "tolerances": gen_tolerances,
