@@ -45,9 +45,8 @@ class CodePrior(nn.Module):
         return (codes - self.shift) / self.scale
 
 
-def fit(prior: CodePrior, codes: torch.Tensor, steps: int, batch_size: int, lr: float, seed: int) -> list[float]:
-    """Fit `prior` to `codes` [N, dim] (CPU) by Adam, the learning rate annealed to 0 (cosine); returns the mean loss
-    of each tenth of the steps, a training curve."""
+def fit(prior: CodePrior, codes: torch.Tensor, steps: int, batch_size: int, lr: float, seed: int) -> None:
+    """Fit `prior` to `codes` [N, dim] (CPU) by Adam on random minibatches, the learning rate annealed to 0 (cosine)."""
     gen = torch.Generator().manual_seed(seed)
     prior.shift.copy_(codes.mean(0))
     prior.scale.copy_(codes.std(0).clamp_min(MIN_STD))
@@ -55,16 +54,10 @@ def fit(prior: CodePrior, codes: torch.Tensor, steps: int, batch_size: int, lr: 
     optimiser = torch.optim.Adam(prior.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: 0.5 * (1 + math.cos(math.pi * step / steps)))
     prior.train()
-    losses, curve = [], []
-    for step in range(steps):
+    for _ in range(steps):
         loss = prior.loss(x[torch.randint(len(x), (batch_size,), generator=gen)], gen)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
         schedule.step()
-        losses.append(loss.item())
-        if len(losses) * 10 >= steps or step == steps - 1:
-            curve.append(sum(losses) / len(losses))
-            losses = []
     prior.eval()
-    return curve
