@@ -66,7 +66,8 @@ def main() -> None:
     def scores(z: torch.Tensor) -> dict:
         return judged(*judge.predict(decode_probs(model, z)), val_features, confidence)
 
-    ceiling = scores(posterior_means(model, images[val_part]))
+    reconstruction_probs, reconstruction_features = judge.predict(decode_probs(model, posterior_means(model, images[val_part])))
+    ceiling = judged(reconstruction_probs, reconstruction_features, val_features, confidence)
     print(f"reconstructions of the validation images: {ceiling}")
     cells = []
     for spec in args.kinds:
@@ -96,7 +97,6 @@ def main() -> None:
         z = round_trip(model, density.sample(args.samples, generator(device, seed)), params.code_prior.round_trips)
         draws.append(judged(*judge.predict(decode_probs(model, z)), test_features, confidence))
         print(f"draw {seed} against the test set: {draws[-1]}", flush=True)
-    _, reconstruction_features = judge.predict(decode_probs(model, posterior_means(model, images[val_part])))
     test_reference = {"learned_draws": draws,
                       "validation_reconstructions_frechet": frechet_distance(reconstruction_features.numpy(),
                                                                              test_features.numpy()),

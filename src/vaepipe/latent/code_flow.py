@@ -5,14 +5,11 @@ couplings. Exact log-density, and samples in one pass.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
 from vaepipe.latent.code_prior import CodePrior
-
-LOG_2PI = math.log(2 * math.pi)
+from vaepipe.vae.objectives import LOG_2PI
 
 
 class Coupling(nn.Module):

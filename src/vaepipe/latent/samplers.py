@@ -80,14 +80,13 @@ def fit_samplers(samplers: tuple[str, ...], model: VAE, train_images: torch.Tens
     """The densities of `samplers` that are fitted to codes: `gmm` to the codes of all `train_images`, `learned`
     to those of the training part only (`train.val_size` held out, as in training), so validation stays unseen."""
     device = next(model.parameters()).device
+    codes = posterior_means(model, train_images.to(device))
     fitted = {}
     if "gmm" in samplers:
-        fitted["gmm"] = CodeMixture(posterior_means(model, train_images.to(device)).numpy(),
-                                    params.generate.gmm_components, params.seed)
+        fitted["gmm"] = CodeMixture(codes.numpy(), params.generate.gmm_components, params.seed)
     if "learned" in samplers:
         train_part, _ = train_val_indices(len(train_images), params.train.val_size, params.seed)
-        fitted["learned"] = fit_code_prior(posterior_means(model, train_images[train_part].to(device)), params.code_prior,
-                                           params.seed)
+        fitted["learned"] = fit_code_prior(codes[train_part], params.code_prior, params.seed)
     return fitted
 
 
