@@ -313,9 +313,11 @@ def gen_results_studies() -> str:
     rows = [[f"`{name}`" + (" (chosen)" if name == best["chosen"] else ""), f"{r['val_nll']:.2f}",
              f"{r['test_nll']:.2f}", r["epochs"]] for name, r in best["candidates"].items()]
     best_table = table(["`studies/best` candidate", "validation NLL", "test NLL", "epochs"], rows)
-    scores = list(one["mean"])
-    one_rows = [[name.replace("digit_", ""), *(f"{v[s]:.4f}" for s in scores)] for name, v in one.items()]
-    one_table = table(["`studies/oneclass`: normal digit", *(f"AUROC `{s}`" for s in scores)], one_rows)
+    scores, chosen = list(one["mean"]), one["chosen"]["score"]
+    one_rows = [[name.replace("digit_", "").replace("val_mean", "validation mean"), *(f"{v[s]:.4f}" for s in scores)]
+                for name, v in one.items() if name != "chosen"]
+    one_table = table(["`studies/oneclass`: normal digit", *(f"AUROC `{s}`" + (" (chosen)" if s == chosen else "")
+                                                            for s in scores)], one_rows)
     rd = load("studies/ratedistortion/metrics.json")
     rd_rows = [[level, f"{v['vae_bytes']:.2f}", f"{v['pca_bytes']:.2f}", f"{v['vae_to_pca']:.3f}",
                 f"{v['jpeg_webp']['codec']} {v['jpeg_webp']['bytes_per_image']:.1f}"]

@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 from safetensors import SafetensorError
 
-from vaepipe.anomaly.detector import (Detector, SCORES, Typicality, evaluate_detection, image_statistics, roc_table,
+from vaepipe.anomaly.detector import (Detector, NormalProfile, SCORES, evaluate_detection, image_statistics, roc_table,
                                       scores_from)
 from vaepipe.core import paths
 from vaepipe.core.artifacts import all_or_nothing, atomic_path, file_sha256, load_tensors, write_json
@@ -66,8 +66,8 @@ def main() -> None:
 
     def statistics(x: torch.Tensor) -> dict[str, np.ndarray]:
         return image_statistics(model, x.to(device), ap.k, precision)
-    typicality = Typicality.fit(statistics(train_x[fit[: ap.n_fit]]), params.seed)
-    scores = {split: {name: scores_from(statistics(x), typicality) for name, x in sets.items()}
+    profile = NormalProfile.fit(statistics(train_x[fit[: ap.n_fit]]), params.seed)
+    scores = {split: {name: scores_from(statistics(x), profile) for name, x in sets.items()}
               for split, sets in images.items()}
     metrics, thresholds = evaluate_detection(scores, list(CORRUPTIONS), ap.false_positive_rate)
     chosen, corruption_best = metrics["detector"]["score"], metrics["corruption"]["best"]["score"]
@@ -76,7 +76,7 @@ def main() -> None:
     with all_or_nothing():
         write_json(paths.metrics("anomaly"), {"ood_dataset": params.ood_dataset, **metrics,
                                                     "run": provenance(device, params.evaluate.precision)})
-        Detector(typicality, thresholds, chosen, ap.false_positive_rate, ap.k, precision,
+        Detector(profile, thresholds, chosen, ap.false_positive_rate, ap.k, precision,
                  file_sha256(paths.VAE)).save(paths.ANOMALY_DETECTOR)
         for s in SCORES:
             write_csv(roc_table(test["normal"][s], test["ood"][s]), f"{paths.plots('anomaly')}/roc/ood/{s}.csv")

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from vaepipe.anomaly.detector import (Detector, SCORES, Typicality, context_code_length, detection_metrics,
-                                      evaluate_detection, image_statistics, scores_from, threshold_at)
+from vaepipe.anomaly.detector import (COMBINED, Detector, NormalProfile, SCORES, context_code_length,
+                                      detection_metrics, evaluate_detection, image_statistics, scores_from,
+                                      tail_surprise, threshold_at)
 from vaepipe.core.errors import ArtifactError
 from vaepipe.core.paths import IMAGE_PIXELS, IMAGE_SIDE
 from vaepipe.data.datasets import binarize_each_image
@@ -54,7 +55,7 @@ def test_complexity_ranks_a_simple_image_above_a_noisy_one_with_the_same_likelih
     block = image_with((torch.arange(IMAGE_SIDE)[:10, None] * IMAGE_SIDE + torch.arange(10)).flatten())
     scattered = image_with(torch.randperm(IMAGE_PIXELS, generator=torch.Generator().manual_seed(0))[:100])
     stats = image_statistics(constant_model(), torch.stack([block, scattered]), k=2)
-    scores = scores_from(stats, Typicality.fit(stats_cloud(), seed=0))
+    scores = scores_from(stats, NormalProfile.fit(stats_cloud(), seed=0))
     assert stats["nll"][0] == pytest.approx(stats["nll"][1])
     assert stats["code_length"][0] < stats["code_length"][1] - 100
     assert scores["complexity"][0] > scores["complexity"][1] + 100
@@ -120,15 +121,16 @@ def stats_cloud(n: int = 2000, seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def test_typicality_flags_atypical_statistics_in_either_direction_and_survives_a_round_trip(tmp_path):
-    typicality = Typicality.fit(stats_cloud(), seed=0)
+    profile = NormalProfile.fit(stats_cloud(), seed=0)
     probe = {"nll": np.array([100.0, 160.0, 40.0]), "kl": np.array([25.0, 25, 25]),
              "recon_error": np.array([5.0, 5, 5]), "code_length": np.array([150.0, 150, 150])}
-    score = typicality.score(probe)
-    assert score[0] < score[1] and score[0] < score[2]  # a likelihood too high is atypical too
-    detector = Detector(typicality, {s: float(i) for i, s in enumerate(SCORES)}, "typicality", 0.05, 8, "bf16", "ab" * 32)
+    scores = scores_from(probe, profile)
+    assert scores["typicality"][0] < scores["typicality"][1] and scores["typicality"][0] < scores["typicality"][2]
+    detector = Detector(profile, {s: float(i) for i, s in enumerate(SCORES)}, "typicality", 0.05, 8, "bf16", "ab" * 32)
     detector.save(tmp_path / "detector.safetensors")
     loaded = Detector.load(tmp_path / "detector.safetensors")
-    np.testing.assert_allclose(loaded.typicality.score(probe), score, rtol=1e-10)
+    for name, values in scores_from(probe, loaded.profile).items():
+        np.testing.assert_allclose(values, scores[name], rtol=1e-10)
     assert (loaded.thresholds, loaded.score, loaded.k, loaded.precision, loaded.model_sha256) == (
         detector.thresholds, "typicality", 8, "bf16", "ab" * 32)
 
@@ -136,9 +138,38 @@ def test_typicality_flags_atypical_statistics_in_either_direction_and_survives_a
 def test_a_detector_that_names_no_known_precision_is_refused(tmp_path):
     """Without its precision a detector's thresholds cannot be matched (files from before it was recorded)."""
     path = tmp_path / "detector.safetensors"
-    Detector(Typicality.fit(stats_cloud(), seed=0), {s: 0.0 for s in SCORES}, "nll", 0.05, 8, "fp16", "ab" * 32).save(path)
+    Detector(NormalProfile.fit(stats_cloud(), seed=0), {s: 0.0 for s in SCORES}, "nll", 0.05, 8, "fp16", "ab" * 32).save(path)
     with pytest.raises(ArtifactError, match="not a readable vaepipe detector file .*precision 'fp16' is neither fp32 nor bf16"):
         Detector.load(path)
+
+
+def test_tail_surprise_is_minus_the_log_of_a_conservative_p_value():
+    reference = np.arange(99.0)  # 99 normal scores 0..98
+    surprise = tail_surprise(reference, np.array([-5.0, 49.0, 98.0, 500.0]))
+    # At least as high: all 99, 50 of them, 1, none; p = (count + 1) / 100.
+    np.testing.assert_allclose(surprise, -np.log([1.0, 0.51, 0.02, 0.01]))
+
+
+def test_combined_flags_what_either_member_flags_and_ranks_both_above_one():
+    """A probe atypical in its statistics only (typicality out, complexity usual), one with a complexity out
+    of range only, one with both and one with neither: the combined score ranks both > either one > neither."""
+    profile = NormalProfile.fit(stats_cloud(), seed=0)
+    normal = scores_from(stats_cloud(seed=1), profile)
+    probe = scores_from(stats_cloud(n=4, seed=2), profile)
+    q = {name: np.quantile(normal[name], [0.5, 0.999]) for name in COMBINED}
+    # The members' values set directly: the sum is what is under test.
+    members = {"typicality": np.array([q["typicality"][0], q["typicality"][1], q["typicality"][0], q["typicality"][1]]),
+               "complexity": np.array([q["complexity"][0], q["complexity"][0], q["complexity"][1], q["complexity"][1]])}
+    combined = sum(tail_surprise(profile.reference[name], members[name]) for name in COMBINED)
+    neither, typical_only, complexity_only, both = combined
+    assert neither < 2 < min(typical_only, complexity_only) and both > max(typical_only, complexity_only) + 2
+    # scores_from computes it the same way from statistics.
+    expected = sum(tail_surprise(profile.reference[name], probe[name]) for name in COMBINED)
+    np.testing.assert_allclose(probe["combined"], expected)
+    # The reference is the fit images' own member scores, sorted.
+    fitted = scores_from(stats_cloud(), profile)
+    for name in COMBINED:
+        np.testing.assert_array_equal(profile.reference[name], np.sort(fitted[name]))
 
 
 def test_a_file_that_is_not_a_detector_is_refused(tmp_path):

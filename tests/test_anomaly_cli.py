@@ -43,7 +43,7 @@ def test_png_npy_and_idx_give_the_library_s_scores_and_verdicts(work_dir, tiny_r
     detector = Detector.load(DETECTOR)
     model = load_model(MODEL, torch.device("cpu"))
     expected = scores_from(image_statistics(model, digits, detector.k, detector.precision),
-                           detector.typicality)[detector.score]
+                           detector.profile)[detector.score]
     threshold = detector.thresholds[detector.score]
     assert out[0].startswith(f"# score: {detector.score}; anomalous above {threshold:.4g}")
     rows = [line.split("\t") for line in out[1:]]

@@ -15,6 +15,7 @@ class OneClassParams:
     latent_dim: int
     device: str
     k: int
+    n_val_anomalies: int
     train: TrainParams
 
     def validate(self) -> None:
@@ -22,4 +23,5 @@ class OneClassParams:
         require("latent_dim", self.latent_dim > 0, "must be > 0")
         require_one_of("device", self.device, DEVICES)
         require("k", self.k > 0, "must be > 0")
+        require("n_val_anomalies", self.n_val_anomalies > 0, "must be > 0")
         self.train.validate("train")

@@ -59,7 +59,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("images", nargs="+", type=Path, help="PNG, .npy or IDX files")
     parser.add_argument("--model", default=paths.VAE, type=Path, help="the trained VAE (default: %(default)s)")
     parser.add_argument("--detector", default=paths.ANOMALY_DETECTOR, type=Path,
-                        help="thresholds and typicality density saved by the anomaly stage (default: %(default)s)")
+                        help="thresholds and normal-image profile saved by the anomaly stage (default: %(default)s)")
     parser.add_argument("--score", choices=SCORES,
                         help="score to judge by (default: the one the anomaly stage chose on validation data)")
     parser.add_argument("--device", choices=DEVICES, default="auto", help="default: %(default)s")
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     batches = [(path, read_images(path)) for path in args.images]
     device = next(model.parameters()).device
     values = scores_from(image_statistics(model, torch.cat([x for _, x in batches]).to(device), detector.k,
-                                          detector.precision), detector.typicality)[score]
+                                          detector.precision), detector.profile)[score]
     print(f"# score: {score}; anomalous above {threshold:.4g} "
           f"(flags {detector.false_positive_rate:.0%} of held-out normal images)")
     position = 0

@@ -20,6 +20,10 @@ applies unchanged to anyone's images.
   -log density under a Gaussian mixture fitted to the statistics of training images. It flags an image
   whose statistics are atypical in any direction, a likelihood too high included, and combines what the
   single scores see: noise shows in the reconstruction, a rotation in the likelihood.
+- `combined`: Fisher's method over `typicality` and `complexity`: the sum of -log p, where p is the share of
+  the normal images the density was fitted on that score at least as high. Each catches what the other
+  misses: a shrunken digit (MNIST-C's `scale`) has typical statistics but a likelihood too high for its
+  code length. The pair was chosen on validation corruptions, over sums with `recon_error` and `nll` too.
 """
 
 from __future__ import annotations
@@ -45,7 +49,9 @@ from vaepipe.vae.codes import decode_probs, posterior_means
 from vaepipe.vae.evaluation import likelihood_bounds
 from vaepipe.vae.model import VAE
 
-SCORES = ("nll", "recon_error", "complexity", "typicality")
+SCORES = ("nll", "recon_error", "complexity", "typicality", "combined")
+# The scores `combined` joins.
+COMBINED = ("typicality", "complexity")
 # The per-image statistics the typicality score models, in this order.
 STATISTICS = ("nll", "kl", "recon_error", "code_length")
 # Seeds the importance-sampling noise, whatever params say: a score must mean
@@ -142,10 +148,47 @@ class Typicality:
         return cls(values["centre"], values["scale"], mixture)
 
 
-def scores_from(stats: dict[str, np.ndarray], typicality: Typicality) -> dict[str, np.ndarray]:
-    """Every score of SCORES from the images' statistics."""
+def tail_surprise(reference: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """-log p per value, where p = (1 + the number of `reference` scores >= it) / (1 + their count): the
+    conservative p-value of a value under the sorted normal scores `reference`."""
+    at_least = len(reference) - np.searchsorted(reference, values, side="left")
+    return -np.log((at_least + 1) / (len(reference) + 1))
+
+
+@dataclass
+class NormalProfile:
+    """What the scores know of normal images: the typicality density, and the sorted `combined` member scores
+    (COMBINED) of the normal images it was fitted on, against which `combined` measures how far out a score is."""
+
+    typicality: Typicality
+    reference: dict[str, np.ndarray]
+
+    @classmethod
+    def fit(cls, stats: dict[str, np.ndarray], seed: int) -> "NormalProfile":
+        typicality = Typicality.fit(stats, seed)
+        single = _single_scores(stats, typicality)
+        return cls(typicality, {name: np.sort(single[name]) for name in COMBINED})
+
+    def to_tensors(self) -> dict[str, torch.Tensor]:
+        return {**self.typicality.to_tensors(),
+                **{f"reference_{name}": torch.from_numpy(self.reference[name]) for name in COMBINED}}
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, torch.Tensor]) -> "NormalProfile":
+        tensors = dict(tensors)
+        reference = {name: tensors.pop(f"reference_{name}").numpy().astype(np.float64) for name in COMBINED}
+        return cls(Typicality.from_tensors(tensors), reference)
+
+
+def _single_scores(stats: dict[str, np.ndarray], typicality: Typicality) -> dict[str, np.ndarray]:
     return {"nll": stats["nll"], "recon_error": stats["recon_error"],
             "complexity": stats["nll"] / math.log(2) - stats["code_length"], "typicality": typicality.score(stats)}
+
+
+def scores_from(stats: dict[str, np.ndarray], profile: NormalProfile) -> dict[str, np.ndarray]:
+    """Every score of SCORES from the images' statistics."""
+    single = _single_scores(stats, profile.typicality)
+    return {**single, "combined": sum(tail_surprise(profile.reference[name], single[name]) for name in COMBINED)}
 
 
 def _labelled(normal: np.ndarray, anomalous: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -226,11 +269,11 @@ def roc_table(normal: np.ndarray, anomalous: np.ndarray, n_points: int = 101) ->
 
 @dataclass
 class Detector:
-    """What the anomaly stage saves for scoring new images: the typicality density, each score's threshold,
+    """What the anomaly stage saves for scoring new images: the normal images' profile, each score's threshold,
     the score to use, and the model it was made with (a detector is only valid for that model). New images
     are scored with its `k` and `precision` (fp32 | bf16), as the images its thresholds were set on."""
 
-    typicality: Typicality
+    profile: NormalProfile
     thresholds: dict[str, float]
     score: str
     false_positive_rate: float
@@ -241,7 +284,7 @@ class Detector:
     def save(self, path: str | Path) -> None:
         settings = {"thresholds": self.thresholds, "score": self.score, "k": self.k, "precision": self.precision,
                     "false_positive_rate": self.false_positive_rate, "model_sha256": self.model_sha256}
-        save_tensors(path, self.typicality.to_tensors(), {"settings": json.dumps(settings, sort_keys=True)})
+        save_tensors(path, self.profile.to_tensors(), {"settings": json.dumps(settings, sort_keys=True)})
 
     @classmethod
     def load(cls, path: str | Path) -> "Detector":
@@ -249,7 +292,7 @@ class Detector:
         try:
             if settings.get("precision") not in ("fp32", "bf16"):
                 raise ValueError(f"precision {settings.get('precision')!r} is neither fp32 nor bf16")
-            return cls(typicality=Typicality.from_tensors(tensors), **settings)
+            return cls(profile=NormalProfile.from_tensors(tensors), **settings)
         except (KeyError, TypeError, ValueError, np.linalg.LinAlgError) as exc:
             raise ArtifactError(f"{path}: not a readable vaepipe detector file ({type(exc).__name__}: {exc}); "
                                 "run `dvc repro anomaly`") from None
