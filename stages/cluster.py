@@ -1,6 +1,7 @@
 """Stage `cluster`: clusters of the posterior means mu(x) of all 70,000 images (training and test), found
-without labels by every method of vaepipe.latent.clustering and scored against the classes on the test set and on
-all images. Writes the headline clustering's assignments (the downstream stage names its clusters with few
+without labels by every method of vaepipe.latent.clustering, the mixture's refined by self-labelling (the headline;
+`cluster.self_label_epochs: 0` skips it, and the mixture's are the headline), and scored against the classes on
+the test set and on all images. Writes the headline clustering's assignments (the downstream stage names its clusters with few
 labels; generate colours its latent map by them) with a 2-D UMAP map of the test codes (generate's default
 map), the metrics, the most central test images per cluster, and the decoded mean code of every method's
 clusters.
@@ -8,6 +9,7 @@ clusters.
 
     dvc repro cluster
     dvc exp run -S cluster.umap_neighbors=30 -S cluster.gmm_inits=8
+    dvc exp run -S cluster.self_label_epochs=0
 """
 
 import json
@@ -20,12 +22,13 @@ from vaepipe.core import paths
 from vaepipe.core.artifacts import all_or_nothing, atomic_path, save_tensors, write_json
 from vaepipe.core.cli import run_stage
 from vaepipe.core.params import load_params
-from vaepipe.core.runtime import make_deterministic, provenance, select_device
+from vaepipe.core.runtime import make_deterministic, provenance, resolved_precision, select_device
 from vaepipe.data.datasets import DATASETS, load_split
 from vaepipe.figures.plots import labelled_rows
-from vaepipe.latent.clustering import (CLUSTER_MIN_DIST, HEADLINE, cluster_means, cluster_to_class, clustering_scores,
-                                       fit_clusterings, in_class_order, most_central)
+from vaepipe.latent.clustering import (CLUSTER_MIN_DIST, REFINED, SELF_LABELLED, cluster_means, cluster_to_class,
+                                       clustering_scores, fit_clusterings, in_class_order, most_central)
 from vaepipe.latent.embedding import embed_2d, umap_embedding
+from vaepipe.latent.self_labelling import self_label
 from vaepipe.vae.codes import decode_probs, posterior_means
 from vaepipe.vae.model import load_model
 
@@ -47,37 +50,44 @@ def main() -> None:
     embedding = umap_embedding(codes, cp.umap_components, cp.umap_neighbors, params.seed,
                                min_dist=CLUSTER_MIN_DIST, n_epochs=cp.umap_epochs)
     fitted = fit_clusterings(codes, embedding, cp.n_clusters, cp.gmm_inits, params.seed)
-    scores = {part: {method: clustering_scores(labels[rows], clusters[rows])
-                     for method, (clusters, _) in fitted.items()}
+    assignments = {method: clusters for method, (clusters, _) in fitted.items()}
+    headline = REFINED
+    if cp.self_label_epochs:
+        headline = SELF_LABELLED
+        assignments[headline] = self_label(torch.cat([train_x, test_x]), assignments[REFINED], cp.n_clusters,
+                                           cp.self_label_epochs, params.seed, resolved_precision(cp.precision, device),
+                                           device)
+    scores = {part: {method: clustering_scores(labels[rows], clusters[rows]) for method, clusters in assignments.items()}
               for part, rows in (("test", test), ("all", slice(None)))}
-    metrics = {**scores["test"][HEADLINE], "method": HEADLINE, "n_clusters": cp.n_clusters, **scores,
-               "run": provenance(device)}
+    metrics = {**scores["test"][headline], "method": headline, "n_clusters": cp.n_clusters, **scores,
+               "run": provenance(device, cp.precision)}
 
-    clusters, gmm = fitted[HEADLINE]
+    # Self-labelling keeps the mixture's cluster ids: its components still tell each cluster's central members.
+    clusters, gmm = assignments[headline], fitted[REFINED][1]
     matching = cluster_to_class(labels[test], clusters[test])  # cluster id -> class index
     cluster_names = [classes[matching[k]] if k in matching else f"unmatched #{k}" for k in range(cp.n_clusters)]
     central = most_central(embedding[test], clusters[test], gmm, N_CENTRAL)
     # Each method's clusters decoded from their mean code, in the order of the classes they are matched to.
     decoded_means = {method: decode_probs(model, torch.as_tensor(
         cluster_means(codes, c, cp.n_clusters)[in_class_order(labels[test], c[test], cp.n_clusters)],
-        dtype=torch.float32, device=device)) for method, (c, _) in fitted.items()}
+        dtype=torch.float32, device=device)) for method, c in assignments.items()}
     # The generate stage's default latent map, computed here where UMAP is already imported and compiled.
     test_map = torch.as_tensor(embed_2d(codes[test], "umap", params.seed))
 
     with all_or_nothing():
         save_tensors(paths.CLUSTERS, {"train": torch.as_tensor(clusters[:len(train_y)]),
                                      "test": torch.as_tensor(clusters[test]), "test_map": test_map},
-                     {"clustering": json.dumps({"method": HEADLINE, "n_clusters": cp.n_clusters})})
+                     {"clustering": json.dumps({"method": headline, "n_clusters": cp.n_clusters})})
         write_json(paths.metrics("cluster"), metrics)
         with atomic_path(f"{paths.plots('cluster')}/confusion.csv") as tmp:
             pd.DataFrame({"actual": [classes[y] for y in labels[test]],
                           "cluster": [cluster_names[k] for k in clusters[test]]}).to_csv(tmp, index=False)
         labelled_rows({f"cluster → {cluster_names[k]}": test_x[central[k]]
                        for k in in_class_order(labels[test], clusters[test], cp.n_clusters) if k in central},
-                      f"Most central test images of each cluster ({HEADLINE})", f"{paths.plots('cluster')}/central.png")
+                      f"Most central test images of each cluster ({headline})", f"{paths.plots('cluster')}/central.png")
         labelled_rows(decoded_means, "Decoded mean code of each cluster, in the order of the matched classes",
                       f"{paths.plots('cluster')}/centres.png")
-    print(f"{HEADLINE} on the test set: accuracy {metrics['accuracy']:.4f}, NMI {metrics['nmi']:.4f}, "
+    print(f"{headline} on the test set: accuracy {metrics['accuracy']:.4f}, NMI {metrics['nmi']:.4f}, "
           f"ARI {metrics['ari']:.4f}")
 
 

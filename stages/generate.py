@@ -21,7 +21,7 @@ from vaepipe.data.datasets import DATASETS, load_split
 from vaepipe.figures.plots import image_grids, latent_map
 from vaepipe.generation.judge import load_judge
 from vaepipe.generation.sample_quality import caption, class_scores, frechet_distance, judged
-from vaepipe.latent.clustering import HEADLINE, load_clusters, matched_class_groups
+from vaepipe.latent.clustering import load_clusters, matched_class_groups
 from vaepipe.latent.embedding import embed_2d, interpolate, manifold_grid
 from vaepipe.latent.samplers import draw_codes, fit_samplers, sampler_title
 from vaepipe.vae.codes import decode_probs, posterior_means
@@ -84,7 +84,7 @@ def main() -> None:
         latent_map(points,
                    {f"Test-set posterior means by class ({method}, latent_dim={params.latent_dim})":
                         (labels.numpy(), classes),
-                    f"by cluster ({HEADLINE}), coloured as the class it is matched to":
+                    "by cluster (metrics/cluster.json's headline), coloured as the class it is matched to":
                         matched_class_groups(labels.numpy(), clusters["test"], classes)},
                    (f"{axis} 1", f"{axis} 2"), f"{paths.plots('generate')}/latent_map.png")
 

@@ -155,6 +155,7 @@ TINY = {
     "downstream.unlabelled": 1000,
     "cluster.umap_epochs": 5,
     "cluster.gmm_inits": 1,
+    "cluster.self_label_epochs": 0,  # the pipeline test (PIPELINE_TINY) runs it
     "compress.test_subset": 200,
     "lossy.test_subset": 200,
     "anomaly.k": 2,
@@ -307,6 +308,7 @@ PIPELINE_TINY = {
     "anomaly.test_subset": 1000,
     "cluster.umap_epochs": 10,
     "cluster.gmm_inits": 1,  # 8 s where 4 restarts take 31 (the same clusters, accuracy 0.25 either way)
+    "cluster.self_label_epochs": 1,
     "compress.test_subset": 1000,
     "lossy.test_subset": 1000,
     "judge.epochs": 1,

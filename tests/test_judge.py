@@ -8,7 +8,8 @@ import torch
 from vaepipe.core.errors import ArtifactError
 from vaepipe.core.params import JudgeParams
 from vaepipe.data.datasets import load_split
-from vaepipe.generation.judge import FEATURES, accuracy, load_judge, save_judge, train_judge
+from vaepipe.classifiers.convnet import FEATURES
+from vaepipe.generation.judge import accuracy, load_judge, save_judge, train_judge
 
 PARAMS = JudgeParams(seed=0, epochs=2, batch_size=64, lr=0.002, val_size=100, train_subset=0, precision="fp32")
 

@@ -16,20 +16,21 @@ sys.path.insert(0, str(REPO_ROOT / "src"))
 
 import torch  # noqa: E402
 
+from vaepipe.classifiers.convnet import ConvNet  # noqa: E402
 from vaepipe.codecs.baselines import PCACodec, binary_png, pillow_codec  # noqa: E402
 from vaepipe.codecs.rate_distortion import make_point, payload_bytes  # noqa: E402
 from vaepipe.core.artifacts import write_json  # noqa: E402
 from vaepipe.core.cli import run_stage  # noqa: E402
 from vaepipe.core.params import load_params  # noqa: E402
 from vaepipe.data.datasets import load_split  # noqa: E402
-from vaepipe.generation.judge import Judge, load_judge  # noqa: E402
+from vaepipe.generation.judge import load_judge  # noqa: E402
 from vaepipe.vae.training import split_train_val  # noqa: E402
 from ratedistortion_params import RateDistortionParams  # noqa: E402
 
 DATA_DIR = REPO_ROOT / "data/raw"
 
 
-def baseline_points(train_images: torch.Tensor, images: torch.Tensor, labels: torch.Tensor, judge: Judge,
+def baseline_points(train_images: torch.Tensor, images: torch.Tensor, labels: torch.Tensor, judge: ConvNet,
                     study: RateDistortionParams, seed: int) -> list[dict]:
     points = []
     pca = PCACodec(train_images, study.pca_components, seed)

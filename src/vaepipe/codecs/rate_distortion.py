@@ -13,10 +13,11 @@ import math
 import numpy as np
 import torch
 
+from vaepipe.classifiers.convnet import ConvNet
 from vaepipe.codecs.container import unpack
 from vaepipe.codecs.lossy import decode_file, encode_file, psnr
 from vaepipe.core.errors import DataError
-from vaepipe.generation.judge import Judge, accuracy
+from vaepipe.generation.judge import accuracy
 from vaepipe.vae.model import VAE
 
 
@@ -26,7 +27,7 @@ def mean_psnr(decoded: torch.Tensor, images: torch.Tensor) -> float:
 
 
 def make_point(codec: str, setting: float, file_bytes: int, payload: int, decoded: torch.Tensor,
-               images: torch.Tensor, labels: torch.Tensor, judge: Judge) -> dict:
+               images: torch.Tensor, labels: torch.Tensor, judge: ConvNet) -> dict:
     n = len(images)
     return {"codec": codec, "setting": setting, "bytes_per_image": file_bytes / n,
             "payload_bytes_per_image": payload / n, "psnr_db": mean_psnr(decoded, images),
@@ -39,7 +40,7 @@ def payload_bytes(data: bytes) -> int:
 
 
 def vae_points(codec: str, model: VAE, model_sha256: str, images: torch.Tensor, labels: torch.Tensor,
-               judge: Judge, steps: tuple[float, ...], entropy_model: str) -> list[dict]:
+               judge: ConvNet, steps: tuple[float, ...], entropy_model: str) -> list[dict]:
     """The VAE codec at each step; each file decoded again, as a user would, and the decoding checked exact."""
     points = []
     for step in steps:

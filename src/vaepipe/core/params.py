@@ -269,6 +269,8 @@ class ClusterParams:
     umap_neighbors: int
     umap_epochs: int
     gmm_inits: int
+    self_label_epochs: int
+    precision: str
 
     def validate(self, prefix: str) -> None:
         require(f"{prefix}.n_clusters", self.n_clusters >= 2, "must be >= 2")
@@ -276,6 +278,8 @@ class ClusterParams:
         require(f"{prefix}.umap_neighbors", self.umap_neighbors >= 2, "must be >= 2")
         require(f"{prefix}.umap_epochs", self.umap_epochs > 0, "must be > 0")
         require(f"{prefix}.gmm_inits", self.gmm_inits > 0, "must be > 0")
+        require(f"{prefix}.self_label_epochs", self.self_label_epochs >= 0, "must be >= 0 (0 = no self-labelling)")
+        require_one_of(f"{prefix}.precision", self.precision, PRECISIONS)
 
 
 @dataclass(frozen=True)

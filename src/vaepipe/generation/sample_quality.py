@@ -39,14 +39,14 @@ def class_entropy_bits(predicted: torch.Tensor) -> float:
 
 
 def class_scores(probs: torch.Tensor, confidence: float) -> dict:
-    """The confident share and the class entropy of images the judge gave `probs` [N, 10] (`Judge.predict`)."""
+    """The confident share and the class entropy of images the judge gave `probs` [N, 10] (`ConvNet.predict`)."""
     top = probs.max(dim=1)
     return {"confident": top.values.ge(confidence).double().mean().item(),
             "class_entropy_bits": class_entropy_bits(top.indices)}
 
 
 def judged(probs: torch.Tensor, features: torch.Tensor, reference_features: torch.Tensor, confidence: float) -> dict:
-    """The three scores of images the judge gave `probs` and `features` (`Judge.predict`), against the features
+    """The three scores of images the judge gave `probs` and `features` (`ConvNet.predict`), against the features
     of the reference (test) images."""
     return {"frechet": frechet_distance(features.numpy(), reference_features.numpy()), **class_scores(probs, confidence)}
 

@@ -4,7 +4,8 @@ Four clusterings of the posterior means mu(x): k-means and a Gaussian mixture on
 the same two on a UMAP embedding of the codes. The Gaussian mixture on UMAP is the N2D recipe (McConville
 et al. 2020) and the headline: UMAP keeps the local neighbourhoods, in which digits of one class lie
 together, and pulls them into compact blobs that a mixture of Gaussians separates; k-means on the raw codes
-cuts the code space into cells that ignore that structure. Labels are used only to score a clustering:
+cuts the code space into cells that ignore that structure. The headline is that mixture's clusters refined by
+self-labelling (vaepipe.latent.self_labelling). Labels are used only to score a clustering:
 accuracy under the best one-to-one matching of clusters to classes, NMI and ARI.
 """
 
@@ -21,7 +22,8 @@ from vaepipe.core.artifacts import load_described_tensors
 from vaepipe.core.errors import ArtifactError
 
 METHODS = ("kmeans_codes", "gmm_codes", "kmeans_umap", "gmm_umap")
-HEADLINE = "gmm_umap"
+# The clustering self-labelling refines (vaepipe.latent.self_labelling), and the name of the refined one.
+REFINED, SELF_LABELLED = "gmm_umap", "self_labelled"
 # UMAP's min_dist for clustering: 0 packs neighbours tightly, which is what a clustering wants (N2D).
 CLUSTER_MIN_DIST = 0.0
 UNMATCHED = -1
