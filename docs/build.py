@@ -309,15 +309,23 @@ def gen_results_anomaly() -> str:
 
 
 def gen_results_studies() -> str:
+    from vaepipe.data.datasets import DATASETS
+
     best, one = load("studies/best/metrics.json"), load("studies/oneclass/metrics.json")
     rows = [[f"`{name}`" + (" (chosen)" if name == best["chosen"] else ""), f"{r['val_nll']:.2f}",
              f"{r['test_nll']:.2f}", r["epochs"]] for name, r in best["candidates"].items()]
     best_table = table(["`studies/best` candidate", "validation NLL", "test NLL", "epochs"], rows)
-    scores, chosen = list(one["mean"]), one["chosen"]["score"]
-    one_rows = [[name.replace("digit_", "").replace("val_mean", "validation mean"), *(f"{v[s]:.4f}" for s in scores)]
-                for name, v in one.items() if name != "chosen"]
-    one_table = table(["`studies/oneclass`: normal digit", *(f"AUROC `{s}`" + (" (chosen)" if s == chosen else "")
-                                                            for s in scores)], one_rows)
+    datasets = [name for name in DATASETS if name in one]
+    scores = list(one[datasets[0]]["mean"])
+    mean_rows = [[f"{name}, {kind}", *(f"{one[name][key][s]:.4f}" + (" (chosen)" if kind == "test" and
+                                                                   s == one[name]["chosen"]["score"] else "")
+                                       for s in scores)]
+                 for name in datasets for kind, key in (("test", "mean"), ("validation", "val_mean"))]
+    one_table = table(["`studies/oneclass`: mean AUROC over classes", *(f"`{s}`" for s in scores)], mean_rows)
+    class_rows = [[str(c), *(f"{DATASETS[name].classes[c]}: {one[name][f'class_{c}'][one[name]['chosen']['score']]:.4f}"
+                             for name in datasets)] for c in range(10)]
+    one_table += "\n" + table(["normal class", *(f"{name}, AUROC `{one[name]['chosen']['score']}`" for name in datasets)],
+                              class_rows)
     rd = load("studies/ratedistortion/metrics.json")
     rd_rows = [[level, f"{v['vae_bytes']:.2f}", f"{v['pca_bytes']:.2f}", f"{v['vae_to_pca']:.3f}",
                 f"{v['jpeg_webp']['codec']} {v['jpeg_webp']['bytes_per_image']:.1f}"]

@@ -1,10 +1,10 @@
 """Stage `cluster`: clusters of the posterior means mu(x) of all 70,000 images (training and test), found
 without labels by every method of vaepipe.latent.clustering, the mixture's refined by self-labelling (the headline;
 `cluster.self_label_epochs: 0` skips it, and the mixture's are the headline), and scored against the classes on
-the test set and on all images. Writes the headline clustering's assignments (the downstream stage names its clusters with few
-labels; generate colours its latent map by them) with a 2-D UMAP map of the test codes (generate's default
-map), the metrics, the most central test images per cluster, and the decoded mean code of every method's
-clusters.
+the test set and on all images. Writes the headline clustering's assignments (the downstream stage names its
+clusters with few labels; generate colours its latent map by them) with a 2-D UMAP map of the test codes
+(generate's default map), the metrics, the most central test images per cluster, and the decoded mean code of
+every method's clusters.
 
 
     dvc repro cluster
@@ -57,7 +57,7 @@ def main() -> None:
         assignments[headline] = self_label(torch.cat([train_x, test_x]), assignments[REFINED], cp.n_clusters,
                                            cp.self_label_epochs, params.seed, resolved_precision(cp.precision, device),
                                            device)
-    scores = {part: {method: clustering_scores(labels[rows], clusters[rows]) for method, clusters in assignments.items()}
+    scores = {part: {method: clustering_scores(labels[rows], c[rows]) for method, c in assignments.items()}
               for part, rows in (("test", test), ("all", slice(None)))}
     metrics = {**scores["test"][headline], "method": headline, "n_clusters": cp.n_clusters, **scores,
                "run": provenance(device, cp.precision)}

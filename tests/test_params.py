@@ -136,6 +136,10 @@ def test_the_one_class_study_s_settings_are_validated_the_same_way():
     with pytest.raises(ParamsError, match="`k` must be > 0"):
         parse_params(raw, OneClassParams)
     raw = yaml.safe_load(path.read_text())
+    raw["datasets"] = ["mnist", "svhn"]
+    with pytest.raises(ParamsError, match="`datasets\\[1\\]` must be one of mnist, fashion-mnist"):
+        parse_params(raw, OneClassParams)
+    raw = yaml.safe_load(path.read_text())
     raw["n_val_anomalies"] = 0
     with pytest.raises(ParamsError, match="`n_val_anomalies` must be > 0"):
         parse_params(raw, OneClassParams)
