@@ -56,7 +56,7 @@ def main() -> None:
         headline = SELF_LABELLED
         assignments[headline] = self_label(torch.cat([train_x, test_x]), assignments[REFINED], cp.n_clusters,
                                            cp.self_label_epochs, params.seed, resolved_precision(cp.precision, device),
-                                           device)
+                                           device, cp.self_label_subset)
     scores = {part: {method: clustering_scores(labels[rows], c[rows]) for method, c in assignments.items()}
               for part, rows in (("test", test), ("all", slice(None)))}
     metrics = {**scores["test"][headline], "method": headline, "n_clusters": cp.n_clusters, **scores,

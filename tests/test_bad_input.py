@@ -301,6 +301,7 @@ BAD_PARAMS = [
     ({"cluster.n_clusters": 1}, "`cluster.n_clusters` must be >= 2"),
     ({"cluster.umap_epochs": 0}, "`cluster.umap_epochs` must be > 0"),
     ({"cluster.self_label_epochs": -1}, "`cluster.self_label_epochs` must be >= 0 (0 = no self-labelling)"),
+    ({"cluster.self_label_subset": -5}, "`cluster.self_label_subset` must be >= 0 (0 = all images)"),
     ({"cluster.precision": "fp16"}, "`cluster.precision` must be one of auto, fp32, bf16"),
     ({"generate.embedding": "isomap"}, "`generate.embedding` must be one of umap, pca, tsne"),
     ({"compress.latent_precision": 20}, "`compress.latent_precision` must be between 1 and 16 (bits)"),

@@ -10,11 +10,11 @@ from vaepipe.latent.self_labelling import self_label
 
 
 def test_self_labelling_corrects_wrong_cluster_labels_and_repeats_bit_for_bit(mnist_raw):
-    """3,000 training digits 0-4 whose 'clusters' are their classes with a fifth of them replaced at random (a
+    """2,000 training digits 0-4 whose 'clusters' are their classes with a fifth of them replaced at random (a
     clustering 80 % right): the CNN learns what most images of a cluster share, and predicts the true class of
     far more of them. Cluster ids need not be class ids: they are permuted."""
     images, labels = load_split(mnist_raw, "train")
-    keep = torch.nonzero(labels < 5).flatten()[:3000]
+    keep = torch.nonzero(labels < 5).flatten()[:2000]
     images, labels = images[keep], labels[keep].numpy()
     rng = np.random.default_rng(0)
     noisy = labels.copy()
@@ -25,8 +25,13 @@ def test_self_labelling_corrects_wrong_cluster_labels_and_repeats_bit_for_bit(mn
     assert np.mean(clusters == ids[labels]) < 0.85
     refined = self_label(images, clusters, 5, epochs=3, seed=0, precision="fp32", device=torch.device("cpu"))
     assert np.mean(refined == ids[labels]) > 0.95
-    again = self_label(images, clusters, 5, epochs=3, seed=0, precision="fp32", device=torch.device("cpu"))
-    np.testing.assert_array_equal(refined, again)
+    # Seeded: the same CNN again, checked on a shorter run.
+    once, again = (self_label(images[:500], clusters[:500], 5, epochs=1, seed=0, precision="fp32",
+                              device=torch.device("cpu")) for _ in range(2))
+    np.testing.assert_array_equal(once, again)
+    # Trained on a seeded fifth of them, it still predicts every image, and mostly right.
+    quick = self_label(images, clusters, 5, epochs=3, seed=0, precision="fp32", device=torch.device("cpu"), subset=400)
+    assert len(quick) == len(images) and np.mean(quick == ids[labels]) > 0.85
 
 
 def test_augment_moves_a_digit_a_little_and_is_seeded(mnist_raw):

@@ -270,6 +270,7 @@ class ClusterParams:
     umap_epochs: int
     gmm_inits: int
     self_label_epochs: int
+    self_label_subset: int
     precision: str
 
     def validate(self, prefix: str) -> None:
@@ -279,6 +280,7 @@ class ClusterParams:
         require(f"{prefix}.umap_epochs", self.umap_epochs > 0, "must be > 0")
         require(f"{prefix}.gmm_inits", self.gmm_inits > 0, "must be > 0")
         require(f"{prefix}.self_label_epochs", self.self_label_epochs >= 0, "must be >= 0 (0 = no self-labelling)")
+        require(f"{prefix}.self_label_subset", self.self_label_subset >= 0, "must be >= 0 (0 = all images)")
         require_one_of(f"{prefix}.precision", self.precision, PRECISIONS)
 
 

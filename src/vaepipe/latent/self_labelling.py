@@ -19,9 +19,12 @@ BATCH_SIZE, LR = 128, 0.002
 
 
 def self_label(images: torch.Tensor, clusters: np.ndarray, n_clusters: int, epochs: int, seed: int, precision: str,
-               device: torch.device) -> np.ndarray:
+               device: torch.device, subset: int = 0) -> np.ndarray:
     """Each image's refined cluster: the class a CNN trained for `epochs` on (augmented `images` [N, 784], their
-    `clusters`, ids 0 .. n_clusters - 1) predicts for the image itself."""
-    net = train_convnet(images, torch.as_tensor(clusters, dtype=torch.int64), epochs=epochs, batch_size=BATCH_SIZE,
-                        lr=LR, seed=seed, precision=precision, device=device, classes=n_clusters, augmented=True)
+    `clusters`, ids 0 .. n_clusters - 1) predicts for the image itself. `subset` > 0 trains it on a seeded draw of
+    that many images only (quick runs); every image is predicted."""
+    rows = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:subset] if subset else slice(None)
+    net = train_convnet(images[rows], torch.as_tensor(clusters, dtype=torch.int64)[rows], epochs=epochs,
+                        batch_size=BATCH_SIZE, lr=LR, seed=seed, precision=precision, device=device, classes=n_clusters,
+                        augmented=True)
     return net.predict(images)[0].argmax(1).numpy()
