@@ -324,8 +324,8 @@ def gen_results_studies() -> str:
     one_table = table(["`studies/oneclass`: mean AUROC over classes", *(f"`{s}`" for s in scores)], mean_rows)
     class_rows = [[str(c), *(f"{DATASETS[name].classes[c]}: {one[name][f'class_{c}'][one[name]['chosen']['score']]:.4f}"
                              for name in datasets)] for c in range(10)]
-    one_table += "\n" + table(["normal class", *(f"{name}, AUROC `{one[name]['chosen']['score']}`" for name in datasets)],
-                              class_rows)
+    one_table += "\n" + table(["normal class",
+                               *(f"{name}, AUROC `{one[name]['chosen']['score']}`" for name in datasets)], class_rows)
     rd = load("studies/ratedistortion/metrics.json")
     rd_rows = [[level, f"{v['vae_bytes']:.2f}", f"{v['pca_bytes']:.2f}", f"{v['vae_to_pca']:.3f}",
                 f"{v['jpeg_webp']['codec']} {v['jpeg_webp']['bytes_per_image']:.1f}"]

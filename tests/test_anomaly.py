@@ -138,7 +138,8 @@ def test_typicality_flags_atypical_statistics_in_either_direction_and_survives_a
 def test_a_detector_that_names_no_known_precision_is_refused(tmp_path):
     """Without its precision a detector's thresholds cannot be matched (files from before it was recorded)."""
     path = tmp_path / "detector.safetensors"
-    Detector(NormalProfile.fit(stats_cloud(), seed=0), {s: 0.0 for s in SCORES}, "nll", 0.05, 8, "fp16", "ab" * 32).save(path)
+    Detector(NormalProfile.fit(stats_cloud(), seed=0), {s: 0.0 for s in SCORES}, "nll", 0.05, 8, "fp16",
+             "ab" * 32).save(path)
     with pytest.raises(ArtifactError, match="not a readable vaepipe detector file .*precision 'fp16' is neither fp32 nor bf16"):
         Detector.load(path)
 

@@ -7,8 +7,8 @@ from conftest import REPO_ROOT
 
 PACKAGE = REPO_ROOT / "src" / "vaepipe"
 # Lower numbers first; a package imports only packages of a lower layer, or of its own layer without a cycle.
-LAYERS = {"core": 0, "data": 1, "figures": 2, "vae": 2, "classifiers": 2, "latent": 3, "generation": 3, "codecs": 3, "anomaly": 3,
-          "explorer": 4}
+LAYERS = {"core": 0, "data": 1, "figures": 2, "vae": 2, "classifiers": 2, "latent": 3, "generation": 3, "codecs": 3,
+          "anomaly": 3, "explorer": 4}
 # Modules at the top: only the old names of moved commands, above every layer (they import where those went).
 ALIASES = {"launch.py", "anomaly_cli.py", "compress_cli.py"}
 

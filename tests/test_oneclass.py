@@ -22,8 +22,8 @@ def test_one_digit_trains_and_scores_the_test_set(mnist_raw, tmp_path):
     (tmp_path / "src").symlink_to(REPO_ROOT / "src")
     shutil.copytree(mnist_raw, study / "data/mnist")
     params = yaml.safe_load((REPO_ROOT / "studies/oneclass/params.yaml").read_text())
-    for key, value in {"datasets": ["mnist"], "latent_dim": 4, "k": 2, "n_val_anomalies": 300, "train.hidden": [32], "train.epochs": 2,
-                       "train.val_size": 100}.items():
+    for key, value in {"datasets": ["mnist"], "latent_dim": 4, "k": 2, "n_val_anomalies": 300, "train.hidden": [32],
+                       "train.epochs": 2, "train.val_size": 100}.items():
         set_key(params, key, value)
     (study / "params.yaml").write_text(yaml.safe_dump(params))
 
