@@ -20,6 +20,7 @@ import struct
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -47,29 +48,34 @@ def edit_params(changes: dict[str, object]) -> None:
     params = yaml.safe_load(Path("params.yaml").read_text())
     for dotted, value in changes.items():
         set_key(params, dotted, value)
-    Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    replace_file("params.yaml", yaml.safe_dump(params, sort_keys=False).encode())
+
+
+def unshared(path: str | Path) -> Path:
+    """`path` with its hard link to the good run's file removed, for the test to write a new file there."""
+    Path(path).unlink(missing_ok=True)
+    return Path(path)
 
 
 def replace_file(path: str | Path, content: bytes) -> None:
-    """Put new bytes at `path` as a new file: the IDX files are hard links shared by every test."""
-    Path(path).unlink(missing_ok=True)
-    Path(path).write_bytes(content)
-
-
-def link_idx_files(src: str, dst: str) -> None:
-    if Path(src).parent.name == "raw":
-        os.link(src, dst)
-    else:
-        shutil.copy2(src, dst)
+    unshared(path).write_bytes(content)
 
 
 @pytest.fixture
-def work(tiny_run, tmp_path, monkeypatch) -> Path:
-    """A fresh copy of the good working directory, made the current directory."""
+def work(tiny_run, tmp_path, monkeypatch) -> Iterator[Path]:
+    """A fresh copy of the good working directory, made the current directory.
+
+    Its files are hard links to the good run's, as a copy would write 116 MB a test: a test changes a file by
+    replacing it (`unshared`, `replace_file`), as the stages replace theirs (vaepipe.core.artifacts). A write into
+    a shared file would reach every later test, so it fails the test that made it."""
     root = tmp_path / "work"
-    shutil.copytree(tiny_run, root, copy_function=link_idx_files)
+    shutil.copytree(tiny_run, root, copy_function=os.link)
+    shared = {path: path.stat().st_mtime_ns for path in tiny_run.rglob("*") if path.is_file()}
     monkeypatch.chdir(root)
-    return root
+    yield root
+    written = sorted(path.relative_to(tiny_run).as_posix() for path, mtime in shared.items()
+                     if path.stat().st_mtime_ns != mtime)
+    assert written == [], f"written in place, through a hard link into the good run: {written}"
 
 
 @pytest.fixture
@@ -302,6 +308,9 @@ BAD_PARAMS = [
     ({"cluster.umap_epochs": 0}, "`cluster.umap_epochs` must be > 0"),
     ({"cluster.self_label_epochs": -1}, "`cluster.self_label_epochs` must be >= 0 (0 = no self-labelling)"),
     ({"cluster.self_label_subset": -5}, "`cluster.self_label_subset` must be >= 0 (0 = all images)"),
+    ({"cluster.overclusters": 5}, "`cluster.overclusters` must be >= cluster.n_clusters (10), the clusters they are "
+                                 "merged into"),
+    ({"cluster.merge_cap": 0.5}, "`cluster.merge_cap` must be >= 1 (times the mean cluster size)"),
     ({"cluster.precision": "fp16"}, "`cluster.precision` must be one of auto, fp32, bf16"),
     ({"generate.embedding": "isomap"}, "`generate.embedding` must be one of umap, pca, tsne"),
     ({"compress.latent_precision": 20}, "`compress.latent_precision` must be between 1 and 16 (bits)"),
@@ -398,7 +407,7 @@ def test_params_that_do_not_fit_the_data(refused, stage, changes, message):
 def test_params_key_missing(refused):
     params = yaml.safe_load(Path("params.yaml").read_text())
     del params["train"]["epochs"]
-    Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    replace_file("params.yaml", yaml.safe_dump(params, sort_keys=False).encode())
     refused("evaluate", "params.yaml: `train.epochs` is missing")
 
 
@@ -440,15 +449,15 @@ def break_model(case: str) -> str | re.Pattern:
         model.unlink()
         return f"{MODEL}: model file is missing; run `dvc repro train` first"
     if case == "truncated":
-        model.write_bytes(model.read_bytes()[:1000])
+        replace_file(model, model.read_bytes()[:1000])
     elif case == "other-architecture":
         save_weights(model, tiny_state_dict(hidden=(16,)), CONFIG.to_dict())
         return re.compile(rf"{re.escape(MODEL)}: weights do not fit the model described in the file "
                           r"\(size mismatch for .+\)")
     elif case == "torch-save-pickle":
-        torch.save({"state_dict": tiny_state_dict()}, model)
+        torch.save({"state_dict": tiny_state_dict()}, unshared(model))
     elif case == "no-config":
-        save_file(tiny_state_dict(), str(model))
+        save_file(tiny_state_dict(), str(unshared(model)))
         return (f"{MODEL}: no vaepipe model config in its metadata (not written by the train stage); "
                 "run `dvc repro train`")
     return UNREADABLE_MODEL
@@ -475,7 +484,7 @@ class Exploit:
                          ids=["evaluate", "generate", "downstream", "evaluate-subprocess"])
 def test_malicious_pickle_is_never_run(work, refused, stage, in_subprocess):
     marker = work / "pwned"
-    Path(MODEL).write_bytes(pickle.dumps(Exploit(marker)))
+    replace_file(MODEL, pickle.dumps(Exploit(marker)))
     refused(stage, UNREADABLE_MODEL, env={} if in_subprocess else None)
     assert not marker.exists()
 
@@ -490,7 +499,7 @@ def test_bad_corrupted_data(refused, case):
         replace_file(path, path.read_bytes()[:500])
         message = re.compile(re.escape(f"{path}: cannot be read (") + r".+\); run `dvc repro corrupt`")
     else:
-        save_file({"rotate": torch.zeros(3, 784, dtype=torch.uint8)}, str(path))
+        save_file({"rotate": torch.zeros(3, 784, dtype=torch.uint8)}, str(unshared(path)))
         message = f"{path}: holds other corruptions than vaepipe.data.corruptions; run `dvc repro corrupt`"
     refused("anomaly", message)
 
@@ -506,13 +515,13 @@ def test_bad_clusters_file(refused, stage, case):
         replace_file(path, path.read_bytes()[:200])
         message = re.compile(re.escape(f"{path}: not a readable vaepipe clusters file (") + r".+\)")
     elif case == "no-metadata":
-        save_file({"train": torch.zeros(60000, dtype=torch.int64)}, str(path))
+        save_file({"train": torch.zeros(60000, dtype=torch.int64)}, str(unshared(path)))
         message = (f"{path}: no vaepipe clusters clustering in its metadata (not written by the cluster stage); "
                    "run `dvc repro cluster`")
     else:
         tensors = {"train": torch.zeros(600, dtype=torch.int64), "test": torch.zeros(100, dtype=torch.int64),
                    "test_map": torch.zeros(100, 2)}
-        save_file(tensors, str(path), metadata={"clustering": "{}"})
+        save_file(tensors, str(unshared(path)), metadata={"clustering": "{}"})
         message = f"{path}: does not cluster this dataset's training and test images; run `dvc repro cluster`"
     refused(stage, message)
 
@@ -529,13 +538,13 @@ def test_bad_judge_file(refused, stage, case):
         replace_file(path, path.read_bytes()[:300])
         message = re.compile(re.escape(f"{path}: not a readable vaepipe judge file (") + r".+\)")
     elif case == "no-metadata":
-        save_file(tensors, str(path))
+        save_file(tensors, str(unshared(path)))
         message = f"{path}: no vaepipe judge config in its metadata (not written by the judge stage); run `dvc repro judge`"
     elif case == "other-dataset":
-        save_file(tensors, str(path), metadata={"config": '{"dataset": "fashion-mnist"}'})
+        save_file(tensors, str(unshared(path)), metadata={"config": '{"dataset": "fashion-mnist"}'})
         message = f"{path}: the judge was trained on fashion-mnist, not mnist; run `dvc repro judge`"
     else:
-        save_file(tiny_state_dict(), str(path), metadata=metadata)
+        save_file(tiny_state_dict(), str(unshared(path)), metadata=metadata)
         message = re.compile(re.escape(f"{path}: weights do not fit the judge (") + r".+\)")
     refused(stage, message)
 
@@ -568,7 +577,7 @@ def test_explore_without_the_metrics_it_shows(refused, metrics, case):
 
 
 def test_explore_with_a_style_model_that_does_not_load(refused):
-    Path("models/style.safetensors").write_bytes(b"not safetensors")
+    replace_file("models/style.safetensors", b"not safetensors")
     refused("explore", re.compile(r"models/style\.safetensors: not a readable vaepipe model file \(.+\)"))
 
 
