@@ -1,15 +1,16 @@
 """Stage `cluster`: clusters of the posterior means mu(x) of all 70,000 images (training and test), found
-without labels by every method of vaepipe.latent.clustering, the mixture's refined by self-labelling (the headline;
-`cluster.self_label_epochs: 0` skips it, and the mixture's are the headline), and scored against the classes on
-the test set and on all images. Writes the headline clustering's assignments (the downstream stage names its
-clusters with few labels; generate colours its latent map by them) with a 2-D UMAP map of the test codes
-(generate's default map), the metrics, the most central test images per cluster, and the decoded mean code of
+without labels by every method of vaepipe.latent.clustering, and by self-labelling a finer mixture on the same
+embedding (the headline; `cluster.self_label_epochs: 0` skips it, and the mixture's are the headline), scored
+against the classes on the test set and on all images. Writes the headline clustering's assignments (the downstream
+stage names its clusters with few labels; generate colours its latent map by them) with a 2-D UMAP map of the test
+codes (generate's default map), the metrics, the most central test images per cluster, and the decoded mean code of
 every method's clusters.
 
 
     dvc repro cluster
     dvc exp run -S cluster.umap_neighbors=30 -S cluster.gmm_inits=8
     dvc exp run -S cluster.self_label_epochs=0
+    dvc exp run -S cluster.overclusters=10     # self-label the mixture's own 10 clusters, no merging
 """
 
 import json
@@ -26,9 +27,10 @@ from vaepipe.core.runtime import make_deterministic, provenance, resolved_precis
 from vaepipe.data.datasets import DATASETS, load_split
 from vaepipe.figures.plots import labelled_rows
 from vaepipe.latent.clustering import (CLUSTER_MIN_DIST, REFINED, SELF_LABELLED, cluster_means, cluster_to_class,
-                                       clustering_scores, fit_clusterings, in_class_order, most_central)
+                                       clustering_scores, fit_clusterings, fit_mixture, in_class_order, most_central,
+                                       most_confident)
 from vaepipe.latent.embedding import embed_2d, umap_embedding
-from vaepipe.latent.self_labelling import self_label
+from vaepipe.latent.self_labelling import merge_confused, self_label
 from vaepipe.vae.codes import decode_probs, posterior_means
 from vaepipe.vae.model import load_model
 
@@ -54,19 +56,26 @@ def main() -> None:
     headline = REFINED
     if cp.self_label_epochs:
         headline = SELF_LABELLED
-        assignments[headline] = self_label(torch.cat([train_x, test_x]), assignments[REFINED], cp.n_clusters,
-                                           cp.self_label_epochs, params.seed, resolved_precision(cp.precision, device),
-                                           device, cp.self_label_subset)
+        images = torch.cat([train_x, test_x])
+        settings = (cp.self_label_epochs, params.seed, resolved_precision(cp.precision, device), device,
+                    cp.self_label_subset)
+        start = assignments[REFINED]
+        if cp.overclusters > cp.n_clusters:  # more clusters than classes, merged by the CNN that learns them
+            overclusters, _ = fit_mixture(embedding, cp.overclusters, cp.gmm_inits, params.seed)
+            start = merge_confused(self_label(images, overclusters, cp.overclusters, *settings), cp.n_clusters,
+                                   cp.merge_cap)
+        probs = self_label(images, start, cp.n_clusters, *settings)
+        assignments[headline] = probs.argmax(1)
     scores = {part: {method: clustering_scores(labels[rows], c[rows]) for method, c in assignments.items()}
               for part, rows in (("test", test), ("all", slice(None)))}
     metrics = {**scores["test"][headline], "method": headline, "n_clusters": cp.n_clusters, **scores,
                "run": provenance(device, cp.precision)}
 
-    # Self-labelling keeps the mixture's cluster ids: its components still tell each cluster's central members.
-    clusters, gmm = assignments[headline], fitted[REFINED][1]
+    clusters = assignments[headline]
     matching = cluster_to_class(labels[test], clusters[test])  # cluster id -> class index
     cluster_names = [classes[matching[k]] if k in matching else f"unmatched #{k}" for k in range(cp.n_clusters)]
-    central = most_central(embedding[test], clusters[test], gmm, N_CENTRAL)
+    central = (most_confident(probs[test], clusters[test], N_CENTRAL) if headline == SELF_LABELLED else
+               most_central(embedding[test], clusters[test], fitted[REFINED][1], N_CENTRAL))
     # Each method's clusters decoded from their mean code, in the order of the classes they are matched to.
     decoded_means = {method: decode_probs(model, torch.as_tensor(
         cluster_means(codes, c, cp.n_clusters)[in_class_order(labels[test], c[test], cp.n_clusters)],

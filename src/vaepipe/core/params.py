@@ -271,6 +271,8 @@ class ClusterParams:
     gmm_inits: int
     self_label_epochs: int
     self_label_subset: int
+    overclusters: int
+    merge_cap: float
     precision: str
 
     def validate(self, prefix: str) -> None:
@@ -281,6 +283,9 @@ class ClusterParams:
         require(f"{prefix}.gmm_inits", self.gmm_inits > 0, "must be > 0")
         require(f"{prefix}.self_label_epochs", self.self_label_epochs >= 0, "must be >= 0 (0 = no self-labelling)")
         require(f"{prefix}.self_label_subset", self.self_label_subset >= 0, "must be >= 0 (0 = all images)")
+        require(f"{prefix}.overclusters", self.overclusters >= self.n_clusters,
+                f"must be >= {prefix}.n_clusters ({self.n_clusters}), the clusters they are merged into")
+        require(f"{prefix}.merge_cap", self.merge_cap >= 1, "must be >= 1 (times the mean cluster size)")
         require_one_of(f"{prefix}.precision", self.precision, PRECISIONS)
 
 

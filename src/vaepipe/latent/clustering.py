@@ -4,8 +4,8 @@ Four clusterings of the posterior means mu(x): k-means and a Gaussian mixture on
 the same two on a UMAP embedding of the codes. The Gaussian mixture on UMAP is the N2D recipe (McConville
 et al. 2020) and the headline: UMAP keeps the local neighbourhoods, in which digits of one class lie
 together, and pulls them into compact blobs that a mixture of Gaussians separates; k-means on the raw codes
-cuts the code space into cells that ignore that structure. The headline is that mixture's clusters refined by
-self-labelling (vaepipe.latent.self_labelling). Labels are used only to score a clustering:
+cuts the code space into cells that ignore that structure. The headline refines a finer mixture on the same
+embedding by self-labelling (vaepipe.latent.self_labelling). Labels are used only to score a clustering:
 accuracy under the best one-to-one matching of clusters to classes, NMI and ARI.
 """
 
@@ -89,10 +89,17 @@ def fit_clusterings(codes: np.ndarray, embedding: np.ndarray, n_clusters: int, g
     for space, points, inits, rows in (("codes", codes, 1, fit_rows), ("umap", embedding, gmm_inits, slice(None))):
         kmeans = KMeans(n_clusters=n_clusters, n_init=10, random_state=seed).fit(points)
         fitted[f"kmeans_{space}"] = (kmeans.labels_, kmeans)
-        gmm = GaussianMixture(n_components=n_clusters, covariance_type="full", n_init=inits,
-                              random_state=seed).fit(points[rows])
-        fitted[f"gmm_{space}"] = (gmm.predict(points), gmm)
+        fitted[f"gmm_{space}"] = fit_mixture(points, n_clusters, inits, seed, rows)
     return fitted
+
+
+def fit_mixture(points: np.ndarray, n_components: int, inits: int, seed: int,
+                rows: np.ndarray | slice = slice(None)) -> tuple[np.ndarray, GaussianMixture]:
+    """Each point's component, and the Gaussian mixture (full covariances) of highest likelihood of `inits`
+    starts, fitted on `points[rows]`."""
+    gmm = GaussianMixture(n_components=n_components, covariance_type="full", n_init=inits,
+                          random_state=seed).fit(points[rows])
+    return gmm.predict(points), gmm
 
 
 def most_central(points: np.ndarray, clusters: np.ndarray, gmm: GaussianMixture, n: int) -> dict[int, np.ndarray]:
@@ -102,6 +109,16 @@ def most_central(points: np.ndarray, clusters: np.ndarray, gmm: GaussianMixture,
         members = np.flatnonzero(clusters == k)
         density = multivariate_normal(gmm.means_[k], gmm.covariances_[k], allow_singular=True).logpdf(points[members])
         central[int(k)] = members[np.argsort(-np.atleast_1d(density), kind="stable")[:n]]
+    return central
+
+
+def most_confident(probs: np.ndarray, clusters: np.ndarray, n: int) -> dict[int, np.ndarray]:
+    """Per non-empty cluster, the indices of its `n` members to which a classifier's probabilities `probs`
+    [N, n_clusters] give their own cluster the highest probability."""
+    central = {}
+    for k in np.unique(clusters):
+        members = np.flatnonzero(clusters == k)
+        central[int(k)] = members[np.argsort(-probs[members, k], kind="stable")[:n]]
     return central
 
 
