@@ -17,7 +17,7 @@ pipeline: setup
 
 # A worker a core, one thread each (OMP_NUM_THREADS=1 reaches the stages the tests start too).
 test: setup
-	OMP_NUM_THREADS=1 pytest -n auto
+	OMP_NUM_THREADS=1 pytest -n auto --durations=15  # the slowest tests listed at the end: where CI time goes
 
 # Your run's metrics against the committed ones, within the variation study's tolerances (docs/reproducibility.md).
 verify: setup

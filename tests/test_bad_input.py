@@ -1,6 +1,6 @@
 """Bad input, driven through the stage scripts (issue 4). Every case must end in exactly one line
 `error: <cause>` on stderr and exit code 2, leave no temporary or half-written file, and leave every file
-that was there before byte for byte as it was (and not even rewritten: same inode).
+that was there before as it was: not even rewritten (the same inode, size and modification time).
 
 Most cases run a stage in-process (fast, and lets the test cut the official download URLs off);
 a few run it as a real `python stages/<stage>.py` to check what a user's terminal shows."""
@@ -86,14 +86,17 @@ def offline(monkeypatch):
         monkeypatch.setitem(data.DATASETS, name, dataclasses.replace(spec, mirrors=(UNREACHABLE,)))
 
 
-def snapshot(root: Path, stage: str) -> dict[str, tuple[int, bytes]]:
+def snapshot(root: Path, stage: str) -> dict[str, tuple[int, int, int]]:
+    """Each file's inode, size and modification time: a file written in place, even with the same bytes, gets a
+    new modification time, and one replaced a new inode."""
     # A failed train run may leave its checkpoint and in-progress curves, for the next run to resume from.
     skipped = ("checkpoints/",) if stage == "train" else ()
     files = {}
     for path in root.rglob("*"):
         name = path.relative_to(root).as_posix()
         if path.is_file() and not name.startswith(skipped):
-            files[name] = (path.stat().st_ino, path.read_bytes())
+            status = path.stat()
+            files[name] = (status.st_ino, status.st_size, status.st_mtime_ns)
     return files
 
 

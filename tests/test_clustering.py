@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from vaepipe.latent.clustering import (cluster_means, cluster_to_class, clustering_accuracy, clustering_scores,
-                                       fit_clusterings, in_class_order, matched_class_groups)
+                                       fit_clusterings, fit_mixture, in_class_order, matched_class_groups,
+                                       most_confident)
 from vaepipe.latent.downstream import cluster_then_label_scores
 from vaepipe.latent.embedding import umap_embedding
 
@@ -69,3 +70,18 @@ def test_umap_clusterings_find_separated_blobs_and_repeat_bit_for_bit():
     noise = np.random.default_rng(1).normal(size=(600, 6)).astype(np.float32)
     fitted = fit_clusterings(noise, noise[:, :3], n_clusters=3, gmm_inits=1, seed=0)
     assert all(clustering_accuracy(labels, clusters) < 0.45 for clusters, _ in fitted.values())
+
+
+def test_most_confident_members_hand_worked():
+    probs = np.array([[0.6, 0.4], [0.9, 0.1], [0.2, 0.8], [0.7, 0.3], [0.45, 0.55]])
+    clusters = probs.argmax(1)
+    central = most_confident(probs, clusters, 2)
+    assert set(central) == {0, 1}
+    np.testing.assert_array_equal(central[0], [1, 3])  # 0.9, then 0.7 (0.6 left out)
+    np.testing.assert_array_equal(central[1], [2, 4])  # 0.8, then 0.55
+    # Every image in cluster 0: cluster 1, empty, has no entry, and n beyond a cluster's size gives all of it.
+    everyone = most_confident(probs, np.zeros(5, dtype=int), 9)
+    assert set(everyone) == {0} and list(everyone[0]) == [1, 3, 0, 4, 2]
+    codes, labels = blobs(300, np.random.default_rng(0))
+    clusters, gmm = fit_mixture(codes, 3, inits=2, seed=0)
+    assert gmm.n_components == 3 and clustering_accuracy(labels, clusters) == 1.0
