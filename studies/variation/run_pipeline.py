@@ -1,5 +1,5 @@
 """One run of the variation study: the default pipeline (the root's dvc.yaml, params.yaml, stages/ and src/) copied
-to a temporary directory, `seed`, `judge.seed` (the seed minus 1) and the three precisions set there, `dvc repro`, and
+to a temporary directory, `seed`, `judge.seed` (the seed minus 1) and the four precisions set there, `dvc repro`, and
 its metrics files, stage times and machine → results/<seed>-<precision>.json.
 
     python run_pipeline.py 2 fp32     # from studies/variation, with VAE_DATA_MIRROR set as for `dvc repro`
@@ -20,7 +20,7 @@ from vaepipe.core.errors import PipelineError  # noqa: E402
 from vaepipe.core.params import FIXED_PRECISIONS  # noqa: E402
 from pipeline_times import repro_in_copy  # noqa: E402  (bench/: each stage's time, as the benchmark measures it)
 
-PRECISION_KEYS = ("train", "evaluate", "judge")  # the sections whose `precision` a run sets
+PRECISION_KEYS = ("train", "evaluate", "judge", "cluster")  # the sections whose `precision` a run sets
 
 
 def main() -> None:
