@@ -31,10 +31,10 @@ STAGES = REPO_ROOT / "stages"
 
 # A test that needs one of these runs waits for it (a minute or more from cold): `slow`, as are the tests marked
 # by hand.
-RUN_FIXTURES = {"tiny_run", "tiny_project", "tiny_projects"}
+RUN_FIXTURES = {"tiny_run", "tiny_project"}
 
 
-# The modules that work in the tiny DVC experiment's repositories (`tiny_projects`): under pytest-xdist (`make test`)
+# The modules that work in the tiny DVC experiment's repository (`tiny_project`): under pytest-xdist (`make test`)
 # they run on one worker, one after the other, as that fixture is made once and DVC takes one command at a time in a
 # repository; test_pipeline first, whose first test starts the experiment (test_explorer's first one needs the tiny
 # run, made on another worker meanwhile). Collection checks the list.
@@ -51,7 +51,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         fixtures = set(getattr(item, "fixturenames", ()))
         if RUN_FIXTURES & fixtures:
             item.add_marker(pytest.mark.slow)
-        if {"tiny_project", "tiny_projects"} & fixtures and item.path.stem not in TINY_EXPERIMENT_MODULES:
+        if "tiny_project" in fixtures and item.path.stem not in TINY_EXPERIMENT_MODULES:
             raise pytest.UsageError(f"{item.path.name} uses the tiny experiment: add it to TINY_EXPERIMENT_MODULES "
                                     "in tests/conftest.py")
     # Longest first, so that no worker is left with a long unit at the end: the tiny experiment, then the units by
@@ -329,34 +329,6 @@ def run_ok(args, cwd, env) -> str:
     return result.stdout
 
 
-def tiny_experiments(tmp_path_factory, mnist_mirror, count: int) -> list[tuple[Path, dict]]:
-    """`count` copies of this checkout's tracked and unignored files, each committed in a new git repository (so
-    with an empty DVC cache), after `dvc exp run` of the tiny params. The runs go side by side: on 2 cores that
-    is only a little faster than one after the other (two runs 325 s against 357 s), as each stage keeps both busy."""
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-                           cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout.split("\0")
-    files = [name for name in files if name and (REPO_ROOT / name).is_file()]
-    runs = []
-    for _ in range(count):
-        root = tmp_path_factory.mktemp("clone") / "repo"
-        for name in files:
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO_ROOT / name, root / name)
-        env = dict(os.environ, VAE_DATA_MIRROR=str(mnist_mirror), PYTHONPATH=str(root / "src"),
-                   GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@example.invalid",
-                   GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@example.invalid")
-        for command in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "copy"]):
-            run_ok(command, root, env)
-        runs.append((root, env))
-    args = ["dvc", "exp", "run", "--name", "tiny"] + [a for k, v in PIPELINE_TINY.items() for a in ("-S", f"{k}={v}")]
-    started = [subprocess.Popen(args, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-               for root, env in runs]
-    for process in started:
-        printed = process.communicate()[0]
-        assert process.returncode == 0, f"{' '.join(args)} failed:\n{printed}"
-    return runs
-
-
 def pipeline_outputs(root: Path) -> dict[str, bytes]:
     """Every file the pipeline writes, and dvc.lock with their hashes."""
     files = [root / "dvc.lock"] + [f for d in ("models", "metrics", "plots") for f in (root / d).rglob("*")]
@@ -364,13 +336,22 @@ def pipeline_outputs(root: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="session")
-def tiny_projects(tmp_path_factory, mnist_mirror) -> list[tuple[Path, dict]]:
-    """The tiny experiment run twice from empty caches: each repository and the environment to run commands in it
-    with (shared: leave them as found)."""
-    return tiny_experiments(tmp_path_factory, mnist_mirror, 2)
-
-
-@pytest.fixture(scope="session")
-def tiny_project(tiny_projects) -> tuple[Path, dict]:
-    """The first of the two (the one the end-to-end tests work in)."""
-    return tiny_projects[0]
+def tiny_project(tmp_path_factory, mnist_mirror) -> tuple[Path, dict]:
+    """A copy of this checkout's tracked and unignored files, committed in a new git repository (so with an empty
+    DVC cache), after `dvc exp run` of the tiny params: the repository and the environment to run commands in it
+    (shared: leave them as found)."""
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+                           cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout.split("\0")
+    root = tmp_path_factory.mktemp("clone") / "repo"
+    for name in files:
+        if name and (REPO_ROOT / name).is_file():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO_ROOT / name, root / name)
+    env = dict(os.environ, VAE_DATA_MIRROR=str(mnist_mirror), PYTHONPATH=str(root / "src"),
+               GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@example.invalid",
+               GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@example.invalid")
+    for command in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "copy"]):
+        run_ok(command, root, env)
+    run_ok(["dvc", "exp", "run", "--name", "tiny"] + [a for k, v in PIPELINE_TINY.items() for a in ("-S", f"{k}={v}")],
+           root, env)
+    return root, env
