@@ -335,6 +335,20 @@ def gen_results_studies() -> str:
     return best_table + "\n" + one_table + "\n" + rd_table
 
 
+def gen_results_few_labels() -> str:
+    from vaepipe.data.datasets import DATASETS
+
+    few = load("studies/fewlabels/metrics.json")
+    probes = ["logreg", "knn", "spread", "cluster", "student"]
+    rows = []
+    for dataset, m in sorted(few.items(), key=lambda item: list(DATASETS).index(item[0])):
+        budgets = sorted(int(k.split("_")[1]) for k in m if re.fullmatch(r"accuracy_\d+_labels", k))
+        rows += [[f"{dataset}, {b} labels",
+                  *(f"{m[f'{p}_val_accuracy_{b}_labels']:.4f} / {m[f'{p}_accuracy_{b}_labels']:.4f}" for p in probes),
+                  f"`{m[f'probe_{b}_labels']}`: **{m[f'accuracy_{b}_labels']:.4f}**"] for b in budgets]
+    return table(["validation / test accuracy", *(f"`{p}`" for p in probes), "chosen on validation: test"], rows)
+
+
 def gen_tolerances() -> str:
     study = load("studies/variation/tolerances.json")
     precisions = study["precisions"]
@@ -441,6 +455,7 @@ GENERATORS = {"dag": gen_dag, "stages": gen_stages, "parameters": gen_parameters
               "code-priors-fashion": gen_code_priors_fashion, "datasets": gen_datasets,
               "results-codes": gen_results_codes, "results-codecs": gen_results_codecs,
               "results-anomaly": gen_results_anomaly, "results-studies": gen_results_studies,
+              "results-few-labels": gen_results_few_labels,
               "tolerances": gen_tolerances,
               "pipeline-times": gen_pipeline_times, "variation-times": gen_variation_times, "run-time": gen_run_time,
               "training-speed": gen_training_speed,

@@ -4,7 +4,7 @@ import pytest
 from vaepipe.latent.clustering import (cluster_means, cluster_to_class, clustering_accuracy, clustering_scores,
                                        fit_clusterings, fit_mixture, in_class_order, matched_class_groups,
                                        most_confident)
-from vaepipe.latent.downstream import cluster_then_label_scores
+from vaepipe.latent.downstream import cluster_then_label_scores, name_clusters
 from vaepipe.latent.embedding import umap_embedding
 
 
@@ -46,6 +46,7 @@ def test_cluster_means_and_cluster_then_label_hand_worked():
     # cluster 2 has no labelled member, so its code counts as an error.
     labelled = np.array([0, 0, 0, 1, 1])
     labels = np.array([3, 3, 5, 2, 1])
+    np.testing.assert_array_equal(name_clusters(labelled, labels, 3), [3, 1, -1])
     scores = cluster_then_label_scores(labelled, labels, {"test": (np.array([0, 1, 2, 0]), np.array([3, 1, 2, 5]))})
     assert scores == {"test": 0.5}
 

@@ -1,6 +1,7 @@
 """The default pipeline on Fashion-MNIST: the root's dvc.yaml, params.yaml, stages/ and src/ copied to a temporary
 directory, `dataset: fashion-mnist` set there (MNIST becomes the out-of-distribution set), `dvc repro`; its metrics
-files and stage times → metrics.json, and its samples and style-transfer figures → plots/.
+files and stage times → metrics.json, its samples and style-transfer figures → plots/, and its clusters →
+clusters.safetensors (studies/fewlabels names them).
 
     python run_fashion.py     # from studies/fashion, with VAE_DATA_MIRROR set as for `dvc repro`
 """
@@ -20,10 +21,11 @@ from pipeline_times import repro_in_copy  # noqa: E402  (bench/: each stage's ti
 
 
 def main() -> None:
-    figures = {"plots/generate/samples.png": HERE / "plots/samples.png",
-               "plots/style/transfer.png": HERE / "plots/style_transfer.png"}
+    kept = {"plots/generate/samples.png": HERE / "plots/samples.png",
+            "plots/style/transfer.png": HERE / "plots/style_transfer.png",
+            "data/clusters.safetensors": HERE / "clusters.safetensors"}
     stage_seconds, total_seconds, metrics = repro_in_copy(lambda params: params.update(dataset="fashion-mnist"),
-                                                          keep=figures)
+                                                          keep=kept)
     write_json(HERE / "metrics.json", {
         "dataset": "fashion-mnist",
         "stage_seconds": {stage: round(seconds, 1) for stage, seconds in stage_seconds.items()},

@@ -1,5 +1,6 @@
-"""A small CNN classifier of 28 x 28 images and its seeded training: the judge that scores generated images
-(generation/judge.py) and the network that self-labels the clusters of the codes (latent/self_labelling.py)."""
+"""CNN classifiers of 28 x 28 images and their seeded training: the small one is the judge that scores generated
+images (generation/judge.py) and the network that self-labels the clusters of the codes (latent/self_labelling.py);
+the wide one learns few labels with the named clusters (latent/self_labelling.py, studies/fewlabels)."""
 
 from __future__ import annotations
 
@@ -19,18 +20,12 @@ PREDICT_BATCH = 2000
 MAX_DEGREES, MAX_SCALE, MAX_SHIFT = 10.0, 0.1, 0.1
 
 
-class ConvNet(nn.Module):
-    """Two strided convolutions (5x5 then 3x3: 28 -> 14 -> 7, downsampling without pooling layers), each with
-    batch norm, a 128-unit feature layer and the class logits. Chosen for the judge on validation accuracy among
-    a few such nets that train in under 90 s on 2 CPU cores (docs/results.md, "Sample quality")."""
+class ImageClassifier(nn.Module):
+    """Convolutional `features` of flat [N, 784] images ending in a FEATURES-unit layer, then the class logits."""
 
-    def __init__(self, classes: int = CLASSES) -> None:
+    def __init__(self, features: nn.Sequential, classes: int) -> None:
         super().__init__()
-        self.features = nn.Sequential(
-            nn.Unflatten(1, (1, IMAGE_SIDE, IMAGE_SIDE)),
-            nn.Conv2d(1, 32, 5, stride=2, padding=2), nn.BatchNorm2d(32), nn.ReLU(),
-            nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
-            nn.Flatten(), nn.Linear(64 * 7 * 7, FEATURES), nn.ReLU())
+        self.features = features
         self.head = nn.Linear(FEATURES, classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -49,6 +44,35 @@ class ConvNet(nn.Module):
         return torch.cat(probs), torch.cat(features)
 
 
+def conv_block(channels_in: int, channels_out: int, kernel: int, stride: int = 1) -> list[nn.Module]:
+    return [nn.Conv2d(channels_in, channels_out, kernel, stride=stride, padding=kernel // 2),
+            nn.BatchNorm2d(channels_out), nn.ReLU()]
+
+
+class ConvNet(ImageClassifier):
+    """Two strided convolutions (5x5 then 3x3: 28 -> 14 -> 7, downsampling without pooling layers), each with
+    batch norm, a 128-unit feature layer and the class logits. Chosen for the judge on validation accuracy among
+    a few such nets that train in under 90 s on 2 CPU cores (docs/results.md, "Sample quality")."""
+
+    def __init__(self, classes: int = CLASSES) -> None:
+        super().__init__(nn.Sequential(
+            nn.Unflatten(1, (1, IMAGE_SIDE, IMAGE_SIDE)), *conv_block(1, 32, 5, stride=2), *conv_block(32, 64, 3, stride=2),
+            nn.Flatten(), nn.Linear(64 * 7 * 7, FEATURES), nn.ReLU()), classes)
+
+
+class WideConvNet(ImageClassifier):
+    """Four 3x3 convolutions (32, 32, 64, 64 channels, batch norm), a 2x2 max-pool after each pair (28 -> 14 -> 7),
+    a 128-unit feature layer and the class logits: every pixel seen at full resolution, about 4x the small net's
+    compute. On MNIST's named clusters and 100 labels: validation accuracy 0.9846 against the small net's 0.9823."""
+
+    def __init__(self, classes: int = CLASSES) -> None:
+        super().__init__(nn.Sequential(
+            nn.Unflatten(1, (1, IMAGE_SIDE, IMAGE_SIDE)),
+            *conv_block(1, 32, 3), *conv_block(32, 32, 3), nn.MaxPool2d(2),
+            *conv_block(32, 64, 3), *conv_block(64, 64, 3), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(64 * 7 * 7, FEATURES), nn.ReLU()), classes)
+
+
 def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Each flat image [N, 784] rotated, scaled and shifted at random (uniform up to MAX_DEGREES, MAX_SCALE and
     MAX_SHIFT), bilinearly resampled, zeros coming in at the edges; the draws from `generator` (on the CPU)."""
@@ -64,12 +88,12 @@ def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 def train_convnet(x: torch.Tensor, y: torch.Tensor, *, epochs: int, batch_size: int, lr: float, seed: int,
                   precision: str, device: torch.device, classes: int = CLASSES, augmented: bool = False,
-                  log_epoch=lambda epoch, loss: None) -> ConvNet:
-    """Adam with a per-step cosine decay of the learning rate to 0, on seeded shuffles of the images [N, 784] and
-    their classes `y` (0 .. classes - 1); each batch through `augment` when `augmented`. `precision` bf16 runs the forward and
-    backward passes under bf16 autocast (float32 weights and Adam)."""
+                  network: type[ImageClassifier] = ConvNet, log_epoch=lambda epoch, loss: None) -> ImageClassifier:
+    """A fresh `network` trained by Adam with a per-step cosine decay of the learning rate to 0, on seeded shuffles
+    of the images [N, 784] and their classes `y` (0 .. classes - 1); each batch through `augment` when `augmented`.
+    `precision` bf16 runs the forward and backward passes under bf16 autocast (float32 weights and Adam)."""
     torch.manual_seed(seed)  # the initial weights
-    net = ConvNet(classes).to(device)
+    net = network(classes).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     steps = epochs * math.ceil(len(x) / batch_size)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / steps)))

@@ -42,15 +42,20 @@ def spreading_scores(train_x, train_y, labelled: np.ndarray, unlabelled: np.ndar
     return {name: float(np.mean(spreading.predict(x) == y)) for name, (x, y) in eval_sets.items()}
 
 
-def cluster_then_label_scores(labelled_clusters: np.ndarray, labels: np.ndarray,
-                              eval_sets: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
-    """Each cluster takes the most common label among its labelled members (ties: the smaller class), and
-    every code in it is predicted that label; a code in a cluster with no labelled member counts as an
-    error. `eval_sets` holds (clusters, labels) per set: {set name: accuracy}."""
-    n_clusters = 1 + max(int(labelled_clusters.max()), *(int(c.max()) for c, _ in eval_sets.values()))
+def name_clusters(labelled_clusters: np.ndarray, labels: np.ndarray, n_clusters: int) -> np.ndarray:
+    """Each cluster's name [n_clusters]: the most common label among its labelled members (ties: the smaller
+    class), or -1 for a cluster with no labelled member."""
     votes = np.zeros((n_clusters, int(labels.max()) + 1), dtype=np.int64)
     np.add.at(votes, (labelled_clusters, labels), 1)
-    named = np.where(votes.sum(axis=1) > 0, votes.argmax(axis=1), -1)
+    return np.where(votes.sum(axis=1) > 0, votes.argmax(axis=1), -1)
+
+
+def cluster_then_label_scores(labelled_clusters: np.ndarray, labels: np.ndarray,
+                              eval_sets: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
+    """Every code is predicted its cluster's name (`name_clusters`); a code in a cluster with no labelled member
+    counts as an error. `eval_sets` holds (clusters, labels) per set: {set name: accuracy}."""
+    n_clusters = 1 + max(int(labelled_clusters.max()), *(int(c.max()) for c, _ in eval_sets.values()))
+    named = name_clusters(labelled_clusters, labels, n_clusters)
     return {name: float(np.mean(named[c] == y)) for name, (c, y) in eval_sets.items()}
 
 

@@ -6,6 +6,10 @@ Gansbeke et al. 2020). The clusters say which images belong together; the CNN ad
 that a digit shifted or turned a few degrees is the same digit, and a member the codes put on the wrong side of a
 boundary is outvoted by the many images like it on the right side. No label is used.
 
+With a few labels, the clusters take the names of their labelled members, and a CNN learns every image with
+its cluster's name and the labelled images with their own labels (`few_label_student`): a student of the named
+clusters that the labels correct where they disagree.
+
 Self-labelling cannot split a cluster that holds two classes. So it starts from more clusters than classes, which
 split such a blob, and merges the clusters the CNN confuses most (`merge_confused`) before it learns them again.
 """
@@ -15,7 +19,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from vaepipe.classifiers.convnet import train_convnet
+from vaepipe.classifiers.convnet import ImageClassifier, WideConvNet, train_convnet
+from vaepipe.latent.downstream import name_clusters
 
 # Adam's settings for the self-labelling CNN (the judge's).
 BATCH_SIZE, LR = 128, 0.002
@@ -58,3 +63,20 @@ def merge_confused(probs: np.ndarray, n_clusters: int, max_share: float) -> np.n
         probs[:, i] += probs[:, j]
         probs = np.delete(probs, j, axis=1)
     return probs.argmax(1)
+
+
+def few_label_student(images: torch.Tensor, clusters: np.ndarray, labelled: np.ndarray, labels: np.ndarray,
+                      classes: int, *, repeats: int, epochs: int, seed: int, precision: str, device: torch.device,
+                      network: type[ImageClassifier] = WideConvNet) -> np.ndarray:
+    """Each image's class probabilities [N, classes] from a CNN (`network`) trained for `epochs` on the augmented
+    `images` [N, 784]: each image with its cluster's name (its `clusters` id named by the labelled images,
+    `name_clusters`), except the `labelled` images (indices), which carry their own `labels` and are repeated
+    `repeats` more times, so that few labels weigh against the many names. Images of a cluster without a labelled
+    member are not trained on; every image is predicted."""
+    named = name_clusters(clusters[labelled], labels, int(clusters.max()) + 1)[clusters]
+    named[labelled] = labels
+    rows = np.concatenate([np.flatnonzero(named >= 0)] + [labelled] * repeats)
+    net = train_convnet(images[rows], torch.as_tensor(named[rows], dtype=torch.int64), epochs=epochs,
+                        batch_size=BATCH_SIZE, lr=LR, seed=seed, precision=precision, device=device, classes=classes,
+                        augmented=True, network=network)
+    return net.predict(images)[0].numpy()
