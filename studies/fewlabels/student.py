@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO_ROOT / "src"))
 
 from vaepipe.core.artifacts import write_json  # noqa: E402
 from vaepipe.core.cli import run_stage  # noqa: E402
-from vaepipe.core.errors import PipelineError  # noqa: E402
+from vaepipe.core.errors import ParamsError, PipelineError  # noqa: E402
 from vaepipe.core.params import load_params  # noqa: E402
 from vaepipe.core.paths import CLASSES  # noqa: E402
 from vaepipe.core.runtime import make_deterministic, resolved_precision, select_device  # noqa: E402
@@ -53,6 +53,10 @@ def main() -> None:
     images, all_clusters = torch.cat([train_x, test_x]), np.concatenate([clusters["train"], clusters["test"]])
     train_y, test_y = train_y.numpy(), test_y.numpy()
     test = np.arange(len(train_y), len(images))
+    per_class, available = -(-max(params.budgets) // CLASSES), int(np.bincount(train_y[fit]).min())
+    if per_class > available:
+        raise ParamsError("budgets", f"has {max(params.budgets)}: a balanced draw takes {per_class} labels of each "
+                          f"class, and the training part of {dataset} has only {available} images of one")
     rng = np.random.default_rng(params.seed)
     results = {"dataset": dataset, "draws": params.draws, "precision": precision}
     for budget in params.budgets:
